@@ -1,0 +1,122 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is every option of every subcommand. Each is a flag, an
+// environment variable ONECARD_<NAME>, or a file named by
+// ONECARD_<NAME>_FILE (for secrets); a flag wins over the environment.
+type config struct {
+	Addr            string
+	DataDir         string
+	DB              string
+	Site            string
+	SiteName        string
+	TimeZone        string
+	LogLevel        string
+	LogFormat       string
+	TLSCert         string
+	TLSKey          string
+	SecureCookies   bool
+	ShutdownTimeout time.Duration
+	LoginLimit      int
+}
+
+type option struct {
+	name, help string
+	bind       func(fs *flag.FlagSet, name, help string)
+}
+
+func options(c *config) []option {
+	str := func(p *string, def string) func(*flag.FlagSet, string, string) {
+		return func(fs *flag.FlagSet, n, h string) { fs.StringVar(p, n, def, h) }
+	}
+	return []option{
+		{"addr", "address to listen on (host:port)", str(&c.Addr, "127.0.0.1:8080")},
+		{"data-dir", "directory for the SQLite database and site key files", str(&c.DataDir, "onecard-data")},
+		{"db", "database: postgres://user@host/db?sslmode=… for PostgreSQL; empty for SQLite in the data directory", str(&c.DB, "")},
+		{"site", "site code (short, stable; used in device topics)", str(&c.Site, "main")},
+		{"site-name", "site name shown on screens and receipts (first start only)", str(&c.SiteName, "小区")},
+		{"time-zone", "the site's time zone for business days and displayed times", str(&c.TimeZone, "Asia/Shanghai")},
+		{"log-level", "log level: debug, info, warn, error", str(&c.LogLevel, "info")},
+		{"log-format", "log format: text or json", str(&c.LogFormat, "text")},
+		{"tls-cert", "TLS certificate file (serve HTTPS; cookies become Secure)", str(&c.TLSCert, "")},
+		{"tls-key", "TLS private key file", str(&c.TLSKey, "")},
+		{"secure-cookies", "mark cookies Secure (set when a TLS proxy fronts onecard)", func(fs *flag.FlagSet, n, h string) {
+			fs.BoolVar(&c.SecureCookies, n, false, h)
+		}},
+		{"shutdown-timeout", "how long in-flight requests may take to finish on SIGTERM", func(fs *flag.FlagSet, n, h string) {
+			fs.DurationVar(&c.ShutdownTimeout, n, 15*time.Second, h)
+		}},
+		{"login-limit", "login attempts allowed per client address per minute", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.LoginLimit, n, 30, h)
+		}},
+	}
+}
+
+func envName(flagName string) string {
+	return "ONECARD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse reads flags, then fills the options not given as flags from the
+// environment.
+func parse(fs *flag.FlagSet, c *config, names []string, args []string, out io.Writer) error {
+	byName := map[string]option{}
+	for _, o := range options(c) {
+		byName[o.name] = o
+	}
+	for _, n := range names {
+		o, ok := byName[n]
+		if !ok {
+			panic("unknown option " + n)
+		}
+		o.bind(fs, n, fmt.Sprintf("%s (env %s, or %s_FILE)", o.help, envName(n), envName(n)))
+	}
+	fs.SetOutput(out)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for _, n := range names {
+		if set[n] {
+			continue
+		}
+		v, ok, err := lookupEnv(envName(n))
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := fs.Set(n, v); err != nil {
+				return fmt.Errorf("%s: %w", envName(n), err)
+			}
+		}
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func lookupEnv(name string) (string, bool, error) {
+	if f, ok := os.LookupEnv(name + "_FILE"); ok && f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", false, fmt.Errorf("%s_FILE: %w", name, err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), true, nil
+	}
+	v, ok := os.LookupEnv(name)
+	return v, ok, nil
+}
+
+var errHelp = flag.ErrHelp
+
+func isHelp(err error) bool { return errors.Is(err, errHelp) }

@@ -1,0 +1,148 @@
+// Package desk is the staff console: server-rendered screens for clerks,
+// cashiers, supervisors, guards and admins. Handlers parse the form, call a
+// domain service and render; the rules live in the domain packages.
+package desk
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/template/html/v2"
+
+	"onecard/auth"
+	"onecard/estate"
+	"onecard/web"
+)
+
+//go:embed views
+var viewsFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Who may do what on the desk.
+var (
+	readers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier}
+	writers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk}
+	managers = []auth.Role{auth.Admin, auth.Supervisor}
+	admins   = []auth.Role{auth.Admin}
+)
+
+var abilities = map[string][]auth.Role{"read": readers, "write": writers, "manage": managers, "admin": admins}
+
+// Desk holds the services the screens call.
+type Desk struct {
+	Auth   *auth.Service
+	Estate *estate.Service
+	Guard  *web.Guard
+	loc    *time.Location
+}
+
+// assetHash is a content hash of the static files, so that assets can be
+// cached forever and a new release is fetched at once.
+var assetHash = func() string {
+	h := sha256.New()
+	_ = fs.WalkDir(staticFS, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, _ := staticFS.ReadFile(p)
+		h.Write([]byte(p))
+		h.Write(b)
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))[:12]
+}()
+
+// Views returns the template engine for the app, with the helpers the
+// templates use. loc is the site's time zone for displayed times.
+func Views(loc *time.Location) fiber.Views {
+	sub, err := fs.Sub(viewsFS, "views")
+	if err != nil {
+		panic(err)
+	}
+	e := html.NewFileSystem(http.FS(sub), ".html")
+	e.AddFuncMap(template.FuncMap{
+		"t":         func(lang, key string) string { return web.T(lang, key, nil) },
+		"asset":     func(name string) string { return "/static/" + assetHash + "/" + name },
+		"hasPrefix": strings.HasPrefix,
+		"can": func(r auth.Role, ability string) bool {
+			return slices.Contains(abilities[ability], r)
+		},
+		"localtime": func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04:05") },
+	})
+	return e
+}
+
+// Register mounts the desk screens on app.
+func (d *Desk) Register(app *fiber.App, loc *time.Location) {
+	d.loc = loc
+	g := d.Guard.Screens(app, "")
+	g.Public("GET", "/static/:hash/*", d.static)
+	g.Public("GET", "/login", d.loginPage)
+	g.Public("POST", "/login", d.login)
+	g.Public("GET", "/lang/:lang", d.setLang)
+	g.Post("/logout", web.Staff, d.logout)
+	g.Get("/", web.Staff, d.home)
+
+	g.Get("/units", readers, d.units)
+	g.Get("/units/new", writers, d.newUnit)
+	g.Post("/units/new", writers, d.createUnit)
+	g.Get("/units/:code", readers, d.unit)
+	g.Get("/units/:code/edit", writers, d.editUnit)
+	g.Post("/units/:code/edit", writers, d.updateUnit)
+	g.Get("/units/:code/move-in", writers, d.moveInPage)
+	g.Post("/units/:code/move-in", writers, d.moveIn)
+	g.Post("/occupancies/:id/move-out", writers, d.moveOut)
+	g.Get("/people/:id/edit", writers, d.editPerson)
+	g.Post("/people/:id/edit", writers, d.updatePerson)
+
+	g.Get("/import", managers, d.importPage)
+	g.Post("/import", managers, d.importRoll)
+	g.Get("/export", managers, d.export)
+	g.Get("/audit", managers, d.audit)
+
+	g.Get("/staff", admins, d.staff)
+	g.Post("/staff", admins, d.addStaff)
+	g.Post("/staff/:username/password", admins, d.resetPassword)
+	g.Post("/staff/:username/disable", admins, d.disableStaff)
+	g.Post("/staff/:username/enable", admins, d.enableStaff)
+	g.Get("/tokens", admins, d.tokens)
+	g.Post("/tokens", admins, d.createToken)
+	g.Post("/tokens/:id/revoke", admins, d.revokeToken)
+}
+
+func (d *Desk) static(c *fiber.Ctx) error {
+	name := path.Clean("/" + c.Params("*"))
+	b, err := staticFS.ReadFile("static" + name)
+	if err != nil {
+		return fiber.ErrNotFound
+	}
+	if c.Params("hash") == assetHash {
+		c.Set(fiber.HeaderCacheControl, "public, max-age=31536000, immutable")
+	} else {
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+	}
+	c.Type(strings.TrimPrefix(path.Ext(name), "."))
+	return c.Send(b)
+}
+
+// message translates err for a flash on the page.
+func message(c *fiber.Ctx, err error) string { return web.Detail(c, err).Message }
+
+// render shows a page, or the error page if err is not a user error.
+func render(c *fiber.Ctx, status int, name, titleKey string, data fiber.Map) error {
+	return c.Status(status).Render(name, web.Page(c, titleKey, data))
+}
+
+// userError reports whether err is one to show on the form (not a crash).
+func userError(err error) bool { return web.Status(err) < 500 }

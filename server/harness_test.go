@@ -1,0 +1,135 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"testing"
+
+	"onecard/auth"
+	"onecard/estate"
+	"onecard/server"
+	"onecard/store"
+	"onecard/web"
+)
+
+// env is a running onecard on a loopback port, with one staff account per
+// role (password "password-<role>").
+type env struct {
+	t    *testing.T
+	db   *store.DB
+	app  *server.App
+	url  string
+	auth *auth.Service
+	es   *estate.Service
+}
+
+func start(t *testing.T, db *store.DB) *env {
+	t.Helper()
+	ctx := context.Background()
+	es, err := estate.Open(ctx, db, "test", "测试小区", "Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := auth.New(db, auth.DefaultPolicy)
+	for _, r := range auth.Roles {
+		if _, err := as.CreateStaff(ctx, auth.NewStaff{Username: string(r), Role: r, Password: "password-" + string(r)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginLimit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go app.Listener(ln)
+	t.Cleanup(func() { app.Shutdown() })
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es}
+}
+
+// client is an HTTP client with a cookie jar that does not follow
+// redirects, so tests see them.
+type client struct {
+	e    *env
+	http *http.Client
+	csrf string
+	// bearer, if set, is sent as Authorization.
+	bearer string
+}
+
+func (e *env) anon() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{e: e, http: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+// as logs in through the JSON API and keeps the session cookie and the
+// CSRF token.
+func (e *env) as(role auth.Role) *client {
+	e.t.Helper()
+	c := e.anon()
+	res, body := c.do("POST", "/api/v1/login", "application/json", `{"username":"`+string(role)+`","password":"password-`+string(role)+`"}`)
+	if res.StatusCode != 200 {
+		e.t.Fatalf("login as %s: %d %s", role, res.StatusCode, body)
+	}
+	var out struct {
+		CSRF string `json:"csrf_token"`
+	}
+	if err := json.Unmarshal([]byte(body), &out); err != nil || out.CSRF == "" {
+		e.t.Fatalf("login response %s: %v", body, err)
+	}
+	c.csrf = out.CSRF
+	return c
+}
+
+func (c *client) do(method, path, ctype, body string) (*http.Response, string) {
+	c.e.t.Helper()
+	req, err := http.NewRequest(method, c.e.url+path, strings.NewReader(body))
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if c.csrf != "" {
+		req.Header.Set(web.CSRFHeader, c.csrf)
+	}
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func (c *client) json(method, path string, body string) (*http.Response, string) {
+	return c.do(method, path, "application/json", body)
+}
+
+func (c *client) form(path string, v url.Values) (*http.Response, string) {
+	if c.csrf != "" {
+		v.Set(web.CSRFField, c.csrf)
+	}
+	return c.do("POST", path, "application/x-www-form-urlencoded", v.Encode())
+}
+
+// errCode returns the error code of a JSON error body.
+func errCode(body string) string {
+	var e web.ErrorBody
+	_ = json.Unmarshal([]byte(body), &e)
+	return e.Error.Code
+}

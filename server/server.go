@@ -1,0 +1,115 @@
+// Package server assembles onecard's HTTP app: middleware, health and
+// metrics endpoints, the JSON API and the desk screens.
+package server
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/limiter"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"onecard/api"
+	"onecard/auth"
+	"onecard/desk"
+	"onecard/estate"
+	"onecard/store"
+	"onecard/web"
+)
+
+// Deps are what the app serves.
+type Deps struct {
+	DB     *store.DB
+	Auth   *auth.Service
+	Estate *estate.Service
+	Log    *slog.Logger
+	// SecureCookies marks cookies Secure (set when served over TLS).
+	SecureCookies bool
+	// LoginLimit caps login attempts per client address per minute
+	// (0: 30).
+	LoginLimit int
+}
+
+// App is the assembled HTTP app and its route registry.
+type App struct {
+	*fiber.App
+	Registry *web.Registry
+	Metrics  *prometheus.Registry
+}
+
+// New builds the app.
+func New(d Deps) (*App, error) {
+	loc, err := time.LoadLocation(d.Estate.Site().TimeZone)
+	if err != nil {
+		return nil, err
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.LoginLimit == 0 {
+		d.LoginLimit = 30
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(d.DB.DB.DB, "onecard"))
+	app := fiber.New(fiber.Config{
+		AppName:               "onecard",
+		Views:                 desk.Views(loc),
+		ViewsLayout:           "layouts/main",
+		ErrorHandler:          web.ErrorHandler,
+		BodyLimit:             desk.MaxImportBytes + 1<<20,
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          60 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		DisableStartupMessage: true,
+	})
+	routes := &web.Registry{}
+	guard := &web.Guard{Auth: d.Auth, Reg: routes, SecureCookies: d.SecureCookies}
+	app.Use(web.Observe(web.NewMetrics(reg), d.Log))
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, e any) {
+		d.Log.Error("panic", "request_id", web.RequestID(c), "panic", e)
+	}}))
+	app.Use(securityHeaders)
+	loginLimiter := limiter.New(limiter.Config{
+		Next:       func(c *fiber.Ctx) bool { return c.Method() != fiber.MethodPost },
+		Max:        d.LoginLimit,
+		Expiration: time.Minute,
+		LimitReached: func(c *fiber.Ctx) error {
+			return fiber.NewError(fiber.StatusTooManyRequests)
+		},
+	})
+	app.Use("/login", loginLimiter)
+	app.Use("/api/v1/login", loginLimiter)
+
+	root := guard.Screens(app, "")
+	root.Public("GET", "/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	root.Public("GET", "/readyz", func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+		defer cancel()
+		if err := d.DB.PingContext(ctx); err != nil {
+			d.Log.Warn("readyz: database unreachable", "err", err)
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "database": "unreachable"})
+		}
+		return c.JSON(fiber.Map{"status": "ready", "database": "ok"})
+	})
+	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+
+	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard}).Register(app)
+	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard}).Register(app, loc)
+	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
+	return &App{App: app, Registry: routes, Metrics: reg}, nil
+}
+
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set("X-Content-Type-Options", "nosniff")
+	c.Set("X-Frame-Options", "DENY")
+	c.Set("Referrer-Policy", "same-origin")
+	c.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	return c.Next()
+}
