@@ -99,7 +99,7 @@ func (d *Desk) export(c *fiber.Ctx) error {
 
 func (d *Desk) audit(c *fiber.Ctx) error {
 	f := auth.AuditFilter{Actor: c.Query("actor"), Action: c.Query("action"), Entity: c.Query("entity"),
-		EntityID: c.Query("entity_id"), Limit: 100}
+		EntityID: c.Query("entity_id"), Limit: 50}
 	f.BeforeID, _ = strconv.ParseInt(c.Query("before"), 10, 64)
 	if t, err := time.ParseInLocation("2006-01-02", c.Query("from"), d.loc); err == nil {
 		f.From = t

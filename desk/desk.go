@@ -102,6 +102,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/units/:code/edit", writers, d.updateUnit)
 	g.Get("/units/:code/move-in", writers, d.moveInPage)
 	g.Post("/units/:code/move-in", writers, d.moveIn)
+	g.Get("/occupancies/:id/move-out", writers, d.moveOutPage)
 	g.Post("/occupancies/:id/move-out", writers, d.moveOut)
 	g.Get("/people/:id/edit", writers, d.editPerson)
 	g.Post("/people/:id/edit", writers, d.updatePerson)

@@ -168,16 +168,40 @@ func (d *Desk) moveIn(c *fiber.Ctx) error {
 	return d.renderMoveIn(c, web.Status(err), u, form, message(c, err))
 }
 
+// moveOutPage asks the clerk to confirm a move-out and its date: one
+// stray click on the unit page must not end someone's residence.
+func (d *Desk) moveOutPage(c *fiber.Ctx) error {
+	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
+	if err != nil {
+		return fault.NotFound("occupancy_not_found")
+	}
+	o, err := d.Estate.Occupancy(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if !o.Current() {
+		return c.Redirect("/units/"+o.UnitCode, fiber.StatusSeeOther)
+	}
+	return render(c, fiber.StatusOK, "moveout", "occ.move_out", fiber.Map{"Occ": o, "Date": d.Estate.Today()})
+}
+
 func (d *Desk) moveOut(c *fiber.Ctx) error {
 	id, err := strconv.ParseInt(c.Params("id"), 10, 64)
 	if err != nil {
 		return fault.NotFound("occupancy_not_found")
 	}
 	o, err := d.Estate.MoveOut(c.UserContext(), id, c.FormValue("moved_out_on"))
-	if err != nil {
+	if err == nil {
+		return c.Redirect("/units/"+o.UnitCode+"?done=moved_out", fiber.StatusSeeOther)
+	}
+	if !userError(err) {
 		return err
 	}
-	return c.Redirect("/units/"+o.UnitCode+"?done=moved_out", fiber.StatusSeeOther)
+	o, oerr := d.Estate.Occupancy(c.UserContext(), id)
+	if oerr != nil {
+		return oerr
+	}
+	return render(c, web.Status(err), "moveout", "occ.move_out", fiber.Map{"Occ": o, "Date": c.FormValue("moved_out_on"), "Error": message(c, err)})
 }
 
 func (d *Desk) editPerson(c *fiber.Ctx) error {

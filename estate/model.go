@@ -158,8 +158,12 @@ var (
 func NormalizePhone(s string) string {
 	s = norm.NFKC.String(strings.TrimSpace(s))
 	s = strings.NewReplacer(" ", "", "(", "", ")", "").Replace(s)
-	s = strings.TrimPrefix(s, "+86")
-	s = strings.TrimPrefix(s, "0086")
+	cn := strings.HasPrefix(s, "+86") || strings.HasPrefix(s, "0086")
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "+86"), "0086")
+	s = strings.TrimPrefix(s, "-")
+	if cn && len(s) > 0 && s[0] != '0' && !mobileRE.MatchString(strings.ReplaceAll(s, "-", "")) {
+		s = "0" + s // +86 10 12345678 is the Beijing landline 010-12345678
+	}
 	switch {
 	case mobileRE.MatchString(strings.ReplaceAll(s, "-", "")):
 		return strings.ReplaceAll(s, "-", "")

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/xuri/excelize/v2"
@@ -38,8 +37,6 @@ const (
 	// xlsxUnzipLimit caps the uncompressed size of an XLSX roll, so that a
 	// small zip cannot expand without bound.
 	xlsxUnzipLimit = 128 << 20
-	// maxNoteRunes is moveIn's limit on a consent note.
-	maxNoteRunes = 500
 )
 
 // RollRow is one row of a resident roll as read from a file: each cell
@@ -208,7 +205,8 @@ func lookupCode(codes map[string]string, s string) string {
 // ReadRoll reads a roll file, format "csv" or "xlsx" (the first sheet). A
 // CSV may be UTF-8, with or without a byte-order mark, or GB18030 (as Excel
 // saves CSV on Chinese Windows). The first non-blank row is the header, in
-// Chinese or English, columns in any order; blank rows are skipped. Every
+// Chinese or English, columns in any order (up to three one-cell title rows
+// may stand above it); blank rows are skipped. Every
 // structural problem (unreadable file, unknown or missing columns, cells
 // outside the columns, too big) comes back as an *ImportError; the rows'
 // contents are checked by ImportRoll.
@@ -462,8 +460,9 @@ var numericRE = regexp.MustCompile(`^-?\d+(\.\d+)?([eE][-+]?\d+)?$`)
 
 // readRollXLSX reads the first sheet. Cells are read raw, so that a number
 // format cannot round an area or turn a phone number into 1.38E+10; dates
-// stored as serial numbers become YYYY-MM-DD, and other numeric cells (an
-// ID's last four digits formatted "0000") are read as Excel displays them.
+// stored as numbers (serials) become YYYY-MM-DD, while text that merely
+// looks like a serial is left for ParseDate to reject; other numeric cells
+// (an ID's last four digits formatted "0000") read as Excel displays them.
 func readRollXLSX(data []byte) (rows []RollRow, err error) {
 	defer func() {
 		// A malformed workbook must not take the server down.
@@ -490,7 +489,13 @@ func readRollXLSX(data []byte) (rows []RollRow, err error) {
 		return nil, importError(0, "", "file_unreadable", "reason", err.Error())
 	}
 	defer it.Close()
-	type later struct{ row, col, line, field int }
+	// Cells that need the cell's type or number format, which the row
+	// iterator does not give, are looked at once the rows are read.
+	type later struct {
+		row, col, line, field int
+		date                  bool
+		raw                   string
+	}
 	var fix []later
 	var b rollBuilder
 	for line := 1; it.Next(); line++ {
@@ -501,16 +506,19 @@ func readRollXLSX(data []byte) (rows []RollRow, err error) {
 		if b.header != 0 {
 			for i, c := range cells {
 				c = strings.TrimSpace(c)
-				if !numericRE.MatchString(c) {
+				key := b.columnKey(i)
+				if isDateColumn(key) && isoDateTimeRE.MatchString(c) {
+					cells[i] = c[:10] // a cell of type "d"
+				}
+				if key == "" || !numericRE.MatchString(c) {
 					continue
 				}
-				switch key := b.columnKey(i); key {
-				case "":
-				case "handover_date", "moved_in_on", "lease_start", "lease_end":
-					cells[i] = excelDate(c, date1904)
-				case "area_m2":
+				switch {
+				case isDateColumn(key):
+					fix = append(fix, later{row: len(b.rows), col: i, line: line, field: b.cols[i], date: true, raw: c})
+				case key == "area_m2":
 					cells[i] = excelDecimal(c)
-				case "phone":
+				case key == "phone":
 					if v, err := strconv.ParseFloat(c, 64); err == nil && v == math.Trunc(v) && v < 1e16 {
 						cells[i] = strconv.FormatFloat(v, 'f', -1, 64)
 					}
@@ -531,13 +539,29 @@ func readRollXLSX(data []byte) (rows []RollRow, err error) {
 		if err != nil {
 			continue
 		}
-		v, err := f.GetCellValue(sheet, ref)
-		if err != nil {
+		var v string
+		if x.date {
+			// A number is a date serial; text that looks like one is not.
+			v = x.raw
+			if t, err := f.GetCellType(sheet, ref); err == nil && (t == excelize.CellTypeUnset || t == excelize.CellTypeNumber) {
+				v = excelDate(x.raw, date1904)
+			}
+		} else if v, err = f.GetCellValue(sheet, ref); err != nil {
 			continue
 		}
 		*rollColumns[x.field].cell(&b.rows[x.row]) = cleanCell(v)
 	}
 	return b.finish()
+}
+
+var isoDateTimeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T`)
+
+func isDateColumn(key string) bool {
+	switch key {
+	case "handover_date", "moved_in_on", "lease_start", "lease_end":
+		return true
+	}
+	return false
 }
 
 // excelDate turns a date serial into YYYY-MM-DD; anything else is left for
@@ -776,24 +800,12 @@ func (c *rollCheck) row(r RollRow) {
 	// The same checks, in the same order, as moveIn makes.
 	switch role {
 	case Tenant:
-		ls, err1 := ParseDate("lease_start", r.LeaseStart)
-		if err1 != nil {
-			c.fromFault(line, "lease_start", err1)
-		}
-		le, err2 := ParseDate("lease_end", r.LeaseEnd)
-		if err2 != nil {
-			c.fromFault(line, "lease_end", err2)
-		}
-		if err1 == nil && err2 == nil && le <= ls {
-			c.bad(line, "lease_end", "lease_end_before_start")
+		move.ConsentMethod = lookupCode(consentCodes, r.ConsentMethod)
+		ls, le, errs := checkTenancy(r.LeaseStart, r.LeaseEnd, move.ConsentMethod, move.ConsentNote)
+		for _, err := range errs {
+			c.fromFault(line, err.Field, err)
 		}
 		move.LeaseStart, move.LeaseEnd = ls, le
-		move.ConsentMethod = lookupCode(consentCodes, r.ConsentMethod)
-		if !contains(ConsentMethods, move.ConsentMethod) {
-			c.bad(line, "consent_method", "tenant_needs_consent")
-		} else if move.ConsentMethod == "phone" && move.ConsentNote == "" {
-			c.bad(line, "note", "phone_consent_needs_note")
-		}
 	case Owner, Family:
 		if fields := filled(&r, "lease_start", "lease_end", "consent_method"); len(fields) > 0 {
 			c.bad(line, fields[0], "lease_fields_on_non_tenant", "fields", fields)
@@ -802,10 +814,8 @@ func (c *rollCheck) row(r RollRow) {
 			c.bad(line, "role", "family_without_owner")
 		}
 	}
-	if utf8.RuneCountInString(move.ConsentNote) > maxNoteRunes {
-		c.bad(line, "note", "too_long", "max", maxNoteRunes)
-	} else if strings.IndexFunc(move.ConsentNote, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
-		c.bad(line, "note", "note_invalid")
+	if err := checkNote(move.ConsentNote); err != nil {
+		c.fromFault(line, "note", err)
 	}
 	if !personOK || up == nil || role == "" {
 		return
@@ -1112,7 +1122,10 @@ type rollLine struct {
 // mark, so that Excel reads it) or "xlsx": every unit, by building,
 // entrance, floor and room, with one row per current occupant (owners,
 // then family, then tenants) or a unit-only row for a unit with none.
-// ImportRoll reads it back.
+// In CSV a cell a spreadsheet would run as a formula (starting =, +, - or
+// @, such as an international phone number) is written behind an
+// apostrophe, which ReadRoll takes off again. ReadRoll and ImportRoll read
+// the export back unchanged.
 func (s *Service) ExportRoll(ctx context.Context, w io.Writer, format string) error {
 	f := rollFormat(format)
 	if f != "csv" && f != "xlsx" {

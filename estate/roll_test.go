@@ -108,7 +108,8 @@ func TestImportRoll(t *testing.T) {
 		if want := (estate.ImportResult{UnitsCreated: 5, ResidentsCreated: 8}); res != want {
 			t.Fatalf("result %+v, want %+v", res, want)
 		}
-		if got, want := stats(t, s), (estate.Stats{Buildings: 3, Units: 5, Residents: 8, Tenants: 1}); got != want {
+		// 张伟 owns two units: eight occupancies, seven people.
+		if got, want := stats(t, s), (estate.Stats{Buildings: 3, Units: 5, Residents: 7, Tenants: 1}); got != want {
 			t.Errorf("stats %+v, want %+v", got, want)
 		}
 
@@ -573,5 +574,40 @@ func TestReadRollLimits(t *testing.T) {
 	_, err = estate.ReadRoll(strings.NewReader(huge), "csv")
 	if got := problems(t, err); !slices.Equal(got, []string{"0  file_too_large"}) {
 		t.Errorf("too large: %q", got)
+	}
+}
+
+func TestReadRollXLSXCells(t *testing.T) {
+	f := excelize.NewFile()
+	defer f.Close()
+	rows := [][]any{
+		{"房号", "姓名", "电话", "证件类型", "证件后四位", "身份", "交房日期", "入住日期", "建筑面积"},
+		{"1-1-101", "张伟", 8613800138000, "身份证", "123X", "业主", 45473, "45473", 89.549999999999997},
+	}
+	for i, r := range rows {
+		if err := f.SetSheetRow("Sheet1", fmt.Sprintf("A%d", i+1), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	got, err := estate.ReadRoll(bytes.NewReader(buf.Bytes()), ".XLSX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []estate.RollRow{{Line: 2, Unit: "1-1-101", Name: "张伟", Phone: "8613800138000", IDType: "身份证", IDLast4: "123X",
+		Role: "业主", HandoverDate: "2024-06-30", MovedInOn: "45473", Area: "89.55"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows\n got %+v\nwant %+v", got, want)
+	}
+
+	// A damaged workbook is refused, whatever the damage.
+	for _, n := range []int{10, buf.Len() / 2, buf.Len() - 10} {
+		_, err := estate.ReadRoll(bytes.NewReader(buf.Bytes()[:n]), "xlsx")
+		if got := problems(t, err); !slices.Equal(got, []string{"0  file_unreadable"}) {
+			t.Errorf("truncated to %d bytes: %q", n, got)
+		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -32,7 +34,16 @@ func Open(ctx context.Context, db *store.DB, code, name, tz string) (*Service, e
 	err = db.Tx(ctx, func(tx *store.Tx) error {
 		err := tx.Get(ctx, &s.site, "SELECT id, code, name, time_zone FROM sites WHERE code = ?", code)
 		if err == nil {
-			return nil
+			if s.site.TimeZone == tz {
+				return nil
+			}
+			// The configured time zone wins, on the record.
+			before := s.site
+			s.site.TimeZone = tz
+			if _, err := tx.Exec(ctx, "UPDATE sites SET time_zone = ? WHERE id = ?", tz, s.site.ID); err != nil {
+				return err
+			}
+			return auth.Record(ctx, tx, auth.Entry{Action: "site.time_zone", Entity: "site", EntityID: s.site.ID, Before: before, After: s.site})
 		}
 		if !store.IsNoRows(err) {
 			return err
@@ -269,6 +280,9 @@ func (s *Service) Search(ctx context.Context, q Query) ([]UnitSummary, int, erro
 			return nil, 0, fault.Invalid("q", "query_too_long")
 		}
 		if strings.Trim(text, "0123456789-") == "" && strings.Contains(text, "-") {
+			if c, err := ParseUnitCode(text); err == nil {
+				text = c.String() // "03-2-1801" finds 3-2-1801
+			}
 			// A unit code or its start: "3-2-1801", "3-2", "3-".
 			prefix := strings.TrimSuffix(store.Like(text), "%")[1:]
 			if !strings.HasSuffix(text, "-") && strings.Count(text, "-") < 2 {
@@ -430,23 +444,9 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 		}
 		confirmedBy = &in.ConfirmedBy
 	case Tenant:
-		ls, err := ParseDate("lease_start", in.LeaseStart)
-		if err != nil {
-			return Occupancy{}, err
-		}
-		le, err := ParseDate("lease_end", in.LeaseEnd)
-		if err != nil {
-			return Occupancy{}, err
-		}
-		if le <= ls {
-			return Occupancy{}, fault.Invalid("lease_end", "lease_end_before_start")
-		}
-		if !contains(ConsentMethods, in.ConsentMethod) {
-			return Occupancy{}, fault.Invalid("consent_method", "tenant_needs_consent")
-		}
-		if in.ConsentMethod == "phone" && strings.TrimSpace(in.ConsentNote) == "" {
-			// A phone consent is only a record if it says who was called when.
-			return Occupancy{}, fault.Invalid("consent_note", "phone_consent_needs_note")
+		ls, le, errs := checkTenancy(in.LeaseStart, in.LeaseEnd, in.ConsentMethod, in.ConsentNote)
+		if len(errs) > 0 {
+			return Occupancy{}, errs[0]
 		}
 		leaseStart, leaseEnd, consent = &ls, &le, &in.ConsentMethod
 		if a := auth.ActorFrom(ctx); a.Kind == "staff" {
@@ -455,8 +455,12 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 		now := s.now()
 		consentAt = &now
 	}
-	if len([]rune(in.ConsentNote)) > 500 {
-		return Occupancy{}, fault.Invalid("consent_note", "too_long", "max", 500)
+	in.ConsentNote = strings.TrimSpace(in.ConsentNote)
+	if in.Role != Tenant {
+		in.ConsentNote = "" // a consent note belongs to a tenancy
+	}
+	if err := checkNote(in.ConsentNote); err != nil {
+		return Occupancy{}, err
 	}
 	var personID int64
 	switch {
@@ -476,11 +480,19 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 			return Occupancy{}, fault.Conflict("person_id", "already_resident")
 		}
 	case in.Person != nil:
-		p, err := s.createPerson(ctx, tx, *in.Person)
+		p, err := s.findOrCreatePerson(ctx, tx, *in.Person)
 		if err != nil {
 			return Occupancy{}, err
 		}
 		personID = p.ID
+		var n int
+		if err := tx.Get(ctx, &n, "SELECT COUNT(*) FROM occupancies WHERE unit_id = ? AND person_id = ? AND moved_out_on IS NULL",
+			u.ID, personID); err != nil {
+			return Occupancy{}, err
+		}
+		if n > 0 {
+			return Occupancy{}, fault.Conflict("person", "already_resident")
+		}
 	default:
 		return Occupancy{}, fault.Invalid("person", "person_required")
 	}
@@ -488,7 +500,7 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 	id, err := tx.Insert(ctx, `INSERT INTO occupancies (unit_id, person_id, role, moved_in_on, confirmed_by, lease_start, lease_end,
 		consent_method, consent_note, consent_recorded_by, consent_recorded_at, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-		u.ID, personID, in.Role, movedIn, confirmedBy, leaseStart, leaseEnd, consent, strings.TrimSpace(in.ConsentNote),
+		u.ID, personID, in.Role, movedIn, confirmedBy, leaseStart, leaseEnd, consent, in.ConsentNote,
 		consentBy, consentAt, now, now)
 	if err != nil {
 		return Occupancy{}, fmt.Errorf("estate: move in: %w", err)
@@ -498,6 +510,63 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 		return o, err
 	}
 	return o, auth.Record(ctx, tx, auth.Entry{Action: "occupancy.move_in", Entity: "occupancy", EntityID: id, After: o})
+}
+
+// maxNoteRunes caps a consent note.
+const maxNoteRunes = 500
+
+// checkTenancy checks a tenant's lease and the owner's consent, returning
+// every problem (the desk shows the first, an import all of them) and the
+// lease dates in canonical form.
+func checkTenancy(leaseStart, leaseEnd, consentMethod, note string) (string, string, []*fault.Error) {
+	var errs []*fault.Error
+	ls, err1 := ParseDate("lease_start", leaseStart)
+	if err1 != nil {
+		errs = append(errs, err1.(*fault.Error))
+	}
+	le, err2 := ParseDate("lease_end", leaseEnd)
+	if err2 != nil {
+		errs = append(errs, err2.(*fault.Error))
+	}
+	if err1 == nil && err2 == nil && le <= ls {
+		errs = append(errs, fault.Invalid("lease_end", "lease_end_before_start"))
+	}
+	if !contains(ConsentMethods, consentMethod) {
+		errs = append(errs, fault.Invalid("consent_method", "tenant_needs_consent"))
+	} else if consentMethod == "phone" && strings.TrimSpace(note) == "" {
+		// A phone consent is only a record if it says who was called when.
+		errs = append(errs, fault.Invalid("consent_note", "phone_consent_needs_note"))
+	}
+	return ls, le, errs
+}
+
+// checkNote checks a consent note's length and characters.
+func checkNote(note string) error {
+	if utf8.RuneCountInString(note) > maxNoteRunes {
+		return fault.Invalid("consent_note", "too_long", "max", maxNoteRunes)
+	}
+	if strings.IndexFunc(note, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }) >= 0 {
+		return fault.Invalid("consent_note", "note_invalid")
+	}
+	return nil
+}
+
+// findOrCreatePerson reuses the person with the same name, phone and ID
+// (someone who owns a second unit, say) rather than making a duplicate.
+func (s *Service) findOrCreatePerson(ctx context.Context, tx *store.Tx, in PersonInput) (Person, error) {
+	if err := in.Normalize(); err != nil {
+		return Person{}, err
+	}
+	var p Person
+	err := tx.Get(ctx, &p, "SELECT "+personCols+` FROM people WHERE site_id = ? AND name = ? AND phone = ? AND id_type = ? AND id_last4 = ?
+		ORDER BY id LIMIT 1`, s.site.ID, in.Name, in.Phone, in.IDType, in.IDLast4)
+	if err == nil {
+		return p, nil
+	}
+	if !store.IsNoRows(err) {
+		return Person{}, fmt.Errorf("estate: find person: %w", err)
+	}
+	return s.createPerson(ctx, tx, in)
 }
 
 func (s *Service) isCurrentOwner(ctx context.Context, q store.Q, unitID, personID int64) error {
@@ -521,6 +590,11 @@ func (s *Service) occupancy(ctx context.Context, q store.Q, id int64) (Occupancy
 		return Occupancy{}, fault.NotFound("occupancy_not_found")
 	}
 	return occ[0], nil
+}
+
+// Occupancy returns one occupancy.
+func (s *Service) Occupancy(ctx context.Context, id int64) (Occupancy, error) {
+	return s.occupancy(ctx, s.db, id)
 }
 
 // MoveOut ends an occupancy on date (today if empty). The row stays.
@@ -569,8 +643,8 @@ func (s *Service) Stats(ctx context.Context) (Stats, error) {
 	err := s.db.Get(ctx, &st, `SELECT
 		(SELECT COUNT(*) FROM buildings WHERE site_id = ?) AS buildings,
 		(SELECT COUNT(*) FROM units WHERE site_id = ?) AS units,
-		(SELECT COUNT(*) FROM occupancies o JOIN units u ON u.id = o.unit_id WHERE u.site_id = ? AND o.moved_out_on IS NULL) AS residents,
-		(SELECT COUNT(*) FROM occupancies o JOIN units u ON u.id = o.unit_id WHERE u.site_id = ? AND o.moved_out_on IS NULL AND o.role = 'tenant') AS tenants`,
+		(SELECT COUNT(DISTINCT o.person_id) FROM occupancies o JOIN units u ON u.id = o.unit_id WHERE u.site_id = ? AND o.moved_out_on IS NULL) AS residents,
+		(SELECT COUNT(DISTINCT o.person_id) FROM occupancies o JOIN units u ON u.id = o.unit_id WHERE u.site_id = ? AND o.moved_out_on IS NULL AND o.role = 'tenant') AS tenants`,
 		s.site.ID, s.site.ID, s.site.ID, s.site.ID)
 	if err != nil {
 		return st, fmt.Errorf("estate: stats: %w", err)

@@ -77,3 +77,5 @@ CREATE TABLE occupancies (
 );
 CREATE INDEX occupancies_unit ON occupancies (unit_id);
 CREATE INDEX occupancies_person ON occupancies (person_id);
+-- One current occupancy per person and unit.
+CREATE UNIQUE INDEX occupancies_current ON occupancies (unit_id, person_id) WHERE moved_out_on IS NULL;

@@ -59,7 +59,11 @@ func T(lang, key string, args map[string]any) string {
 		return key
 	}
 	for k, v := range args {
-		msg = strings.ReplaceAll(msg, "{"+k+"}", fmt.Sprint(v))
+		s := fmt.Sprint(v)
+		if list, ok := v.([]string); ok {
+			s = strings.Join(list, ", ")
+		}
+		msg = strings.ReplaceAll(msg, "{"+k+"}", s)
 	}
 	return msg
 }

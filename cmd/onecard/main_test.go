@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"onecard/store"
+	"onecard/store/storetest"
+)
+
+// The test binary doubles as onecard: run with ONECARD_TEST_MAIN=1 it is
+// the real command, so these tests drive the real process, signals and all.
+func TestMain(m *testing.M) {
+	if os.Getenv("ONECARD_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func command(t *testing.T, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), append(env, "ONECARD_TEST_MAIN=1")...)
+	return cmd
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serveAndStop starts "onecard serve" with args, waits until /readyz
+// answers, makes a request, stops it with SIGTERM and checks it exits 0.
+func serveAndStop(t *testing.T, env []string, args ...string) {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := command(t, env, append([]string{"serve", "--addr", addr}, args...)...)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	}()
+	base := "http://" + addr
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("onecard serve never became ready:\n%s", logs.String())
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("onecard serve exited early (%v):\n%s", err, logs.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	res, err := http.Get(base + "/login")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("login page: %v %v", res, err)
+	}
+	res.Body.Close()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("onecard serve exited with %v after SIGTERM:\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("onecard serve did not stop on SIGTERM:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "stopped") {
+		t.Errorf("no clean stop in the log:\n%s", logs.String())
+	}
+}
+
+func TestServeOnSQLite(t *testing.T) {
+	serveAndStop(t, nil, "--data-dir", t.TempDir())
+}
+
+// TestServeOnPostgres runs "onecard serve --db postgres://…" against the
+// test PostgreSQL, in a schema of its own.
+func TestServeOnPostgres(t *testing.T) {
+	base := storetest.PostgresURL(t)
+	ctx := context.Background()
+	admin, err := store.Open(ctx, store.Options{URL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "cmd_" + hex.EncodeToString(b)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE")
+	u, _ := url.Parse(base)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	// The URL comes from a file, as a secret would.
+	f := filepath.Join(t.TempDir(), "db-url")
+	os.WriteFile(f, []byte(u.String()+"\n"), 0o600)
+	serveAndStop(t, []string{"ONECARD_DB_FILE=" + f}, "--data-dir", t.TempDir())
+	var tables int
+	if err := admin.Get(ctx, &tables, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?", schema); err != nil {
+		t.Fatal(err)
+	}
+	if tables < 8 {
+		t.Fatalf("serve on PostgreSQL created %d tables in %s", tables, schema)
+	}
+}
+
+func run1(t *testing.T, env []string, stdin string, args ...string) (string, error) {
+	t.Helper()
+	cmd := command(t, env, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestMigrateAndUserCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"ONECARD_DATA_DIR=" + dir}
+	out, err := run1(t, env, "", "migrate")
+	if err != nil || !strings.Contains(out, "schema version") {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "a long enough secret\n", "user", "add", "--username", "wang", "--role", "clerk",
+		"--display-name", "王前台", "--password-file", "-")
+	if err != nil || !strings.Contains(out, "added wang (clerk)") {
+		t.Fatalf("user add: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "user", "add", "--username", "wang", "--role", "clerk")
+	if err == nil || !strings.Contains(out, "username_taken") {
+		t.Fatalf("duplicate user add: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "user", "add", "--username", "li", "--role", "janitor")
+	if err == nil || !strings.Contains(out, "valid role") {
+		t.Fatalf("bad role: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "user", "reset-password", "--username", "wang")
+	if err != nil || !strings.Contains(out, "password: ") {
+		t.Fatalf("reset-password: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "user", "list")
+	if err != nil || !strings.Contains(out, "wang") || !strings.Contains(out, "王前台") {
+		t.Fatalf("user list: %v\n%s", err, out)
+	}
+	out, err = run1(t, nil, "", "version")
+	if err != nil || !strings.HasPrefix(out, "onecard ") {
+		t.Fatalf("version: %v %s", err, out)
+	}
+}
+
+func TestServeHelpDocumentsEveryOption(t *testing.T) {
+	out, err := run1(t, nil, "", "serve", "--help")
+	if err != nil {
+		t.Fatalf("serve --help: %v\n%s", err, out)
+	}
+	for _, o := range options(&config{}) {
+		if !strings.Contains(out, "-"+o.name) || !strings.Contains(out, envName(o.name)) {
+			t.Errorf("serve --help does not document %s / %s", o.name, envName(o.name))
+		}
+	}
+}
+
+// TestDemoSeedsOnceAndKeepsData runs the demo twice on one data directory.
+func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	for i := 0; i < 2; i++ {
+		addr := freeAddr(t)
+		cmd := command(t, nil, "demo", "--addr", addr, "--data-dir", dir)
+		stdout, _ := cmd.StdoutPipe()
+		var logs strings.Builder
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		var printed strings.Builder
+		for sc.Scan() {
+			printed.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Ctrl+C") {
+				break
+			}
+		}
+		go io.Copy(io.Discard, stdout)
+		for _, want := range []string{"http://" + addr + "/login", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "clerk-demo-1"} {
+			if !strings.Contains(printed.String(), want) {
+				t.Errorf("demo output lacks %q:\n%s\n%s", want, printed.String(), logs.String())
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("demo exit: %v\n%s", err, logs.String())
+		}
+	}
+	db, err := store.Open(context.Background(), store.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var units, residents, staff int
+	db.Get(context.Background(), &units, "SELECT COUNT(*) FROM units")
+	db.Get(context.Background(), &residents, "SELECT COUNT(*) FROM occupancies WHERE moved_out_on IS NULL")
+	db.Get(context.Background(), &staff, "SELECT COUNT(*) FROM staff")
+	if units != 3*2*18*4 || residents < 900 || residents > 1200 || staff != 5 {
+		t.Fatalf("after two demo runs: %d units, %d residents, %d staff", units, residents, staff)
+	}
+}
