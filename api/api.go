@@ -22,13 +22,6 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-// Who may call what.
-var (
-	readers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier}
-	writers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk}
-	managers = []auth.Role{auth.Admin, auth.Supervisor}
-	admins   = []auth.Role{auth.Admin}
-)
 
 // API holds the services the handlers call.
 type API struct {
@@ -48,24 +41,24 @@ func (a *API) Register(app *fiber.App) {
 	g.Post("/logout", web.Staff, a.logout)
 	g.Get("/me", web.Staff, a.me)
 
-	g.Get("/units", readers, a.listUnits)
-	g.Post("/units", writers, a.createUnit)
-	g.Get("/units/:code", readers, a.getUnit)
-	g.Put("/units/:code", writers, a.updateUnit)
-	g.Post("/units/:code/occupancies", writers, a.moveIn)
-	g.Post("/occupancies/:id/move-out", writers, a.moveOut)
-	g.Get("/people/:id", readers, a.getPerson)
-	g.Put("/people/:id", writers, a.updatePerson)
-	g.Post("/roll/import", managers, a.importRoll)
-	g.Get("/roll/export", managers, a.exportRoll)
+	g.Get("/units", web.DirectoryReaders, a.listUnits)
+	g.Post("/units", web.DirectoryWriters, a.createUnit)
+	g.Get("/units/:code", web.DirectoryReaders, a.getUnit)
+	g.Put("/units/:code", web.DirectoryWriters, a.updateUnit)
+	g.Post("/units/:code/occupancies", web.DirectoryWriters, a.moveIn)
+	g.Post("/occupancies/:id/move-out", web.DirectoryWriters, a.moveOut)
+	g.Get("/people/:id", web.DirectoryReaders, a.getPerson)
+	g.Put("/people/:id", web.DirectoryWriters, a.updatePerson)
+	g.Post("/roll/import", web.Managers, a.importRoll)
+	g.Get("/roll/export", web.Managers, a.exportRoll)
 
-	g.Get("/audit", managers, a.audit)
-	g.Get("/staff", admins, a.listStaff)
-	g.Post("/staff", admins, a.createStaff)
-	g.Post("/staff/:username/password", admins, a.resetPassword)
-	g.Get("/tokens", admins, a.listTokens)
-	g.Post("/tokens", admins, a.createToken)
-	g.Post("/tokens/:id/revoke", admins, a.revokeToken)
+	g.Get("/audit", web.Managers, a.audit)
+	g.Get("/staff", web.Admins, a.listStaff)
+	g.Post("/staff", web.Admins, a.createStaff)
+	g.Post("/staff/:username/password", web.Admins, a.resetPassword)
+	g.Get("/tokens", web.Admins, a.listTokens)
+	g.Post("/tokens", web.Admins, a.createToken)
+	g.Post("/tokens/:id/revoke", web.Admins, a.revokeToken)
 }
 
 func idParam(c *fiber.Ctx, name string) (int64, error) {

@@ -1,5 +1,5 @@
 // Package desk is the staff console: server-rendered screens for clerks,
-// cashiers, supervisors, guards and admins. Handlers parse the form, call a
+// cashiers, supervisors, guards and web.Admins. Handlers parse the form, call a
 // domain service and render; the rules live in the domain packages.
 package desk
 
@@ -29,15 +29,8 @@ var viewsFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Who may do what on the desk.
-var (
-	readers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier}
-	writers  = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk}
-	managers = []auth.Role{auth.Admin, auth.Supervisor}
-	admins   = []auth.Role{auth.Admin}
-)
 
-var abilities = map[string][]auth.Role{"read": readers, "write": writers, "manage": managers, "admin": admins}
+var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins}
 
 // Desk holds the services the screens call.
 type Desk struct {
@@ -64,8 +57,9 @@ var assetHash = func() string {
 }()
 
 // Views returns the template engine for the app, with the helpers the
-// templates use. loc is the site's time zone for displayed times.
-func Views(loc *time.Location) fiber.Views {
+// templates use. loc is the site's time zone for displayed times; site is
+// its name for the header.
+func Views(loc *time.Location, site string) fiber.Views {
 	sub, err := fs.Sub(viewsFS, "views")
 	if err != nil {
 		panic(err)
@@ -79,6 +73,7 @@ func Views(loc *time.Location) fiber.Views {
 			return slices.Contains(abilities[ability], r)
 		},
 		"localtime": func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04:05") },
+		"site":      func() string { return site },
 	})
 	return e
 }
@@ -94,32 +89,32 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/logout", web.Staff, d.logout)
 	g.Get("/", web.Staff, d.home)
 
-	g.Get("/units", readers, d.units)
-	g.Get("/units/new", writers, d.newUnit)
-	g.Post("/units/new", writers, d.createUnit)
-	g.Get("/units/:code", readers, d.unit)
-	g.Get("/units/:code/edit", writers, d.editUnit)
-	g.Post("/units/:code/edit", writers, d.updateUnit)
-	g.Get("/units/:code/move-in", writers, d.moveInPage)
-	g.Post("/units/:code/move-in", writers, d.moveIn)
-	g.Get("/occupancies/:id/move-out", writers, d.moveOutPage)
-	g.Post("/occupancies/:id/move-out", writers, d.moveOut)
-	g.Get("/people/:id/edit", writers, d.editPerson)
-	g.Post("/people/:id/edit", writers, d.updatePerson)
+	g.Get("/units", web.DirectoryReaders, d.units)
+	g.Get("/units/new", web.DirectoryWriters, d.newUnit)
+	g.Post("/units/new", web.DirectoryWriters, d.createUnit)
+	g.Get("/units/:code", web.DirectoryReaders, d.unit)
+	g.Get("/units/:code/edit", web.DirectoryWriters, d.editUnit)
+	g.Post("/units/:code/edit", web.DirectoryWriters, d.updateUnit)
+	g.Get("/units/:code/move-in", web.DirectoryWriters, d.moveInPage)
+	g.Post("/units/:code/move-in", web.DirectoryWriters, d.moveIn)
+	g.Get("/occupancies/:id/move-out", web.DirectoryWriters, d.moveOutPage)
+	g.Post("/occupancies/:id/move-out", web.DirectoryWriters, d.moveOut)
+	g.Get("/people/:id/edit", web.DirectoryWriters, d.editPerson)
+	g.Post("/people/:id/edit", web.DirectoryWriters, d.updatePerson)
 
-	g.Get("/import", managers, d.importPage)
-	g.Post("/import", managers, d.importRoll)
-	g.Get("/export", managers, d.export)
-	g.Get("/audit", managers, d.audit)
+	g.Get("/import", web.Managers, d.importPage)
+	g.Post("/import", web.Managers, d.importRoll)
+	g.Get("/export", web.Managers, d.export)
+	g.Get("/audit", web.Managers, d.audit)
 
-	g.Get("/staff", admins, d.staff)
-	g.Post("/staff", admins, d.addStaff)
-	g.Post("/staff/:username/password", admins, d.resetPassword)
-	g.Post("/staff/:username/disable", admins, d.disableStaff)
-	g.Post("/staff/:username/enable", admins, d.enableStaff)
-	g.Get("/tokens", admins, d.tokens)
-	g.Post("/tokens", admins, d.createToken)
-	g.Post("/tokens/:id/revoke", admins, d.revokeToken)
+	g.Get("/staff", web.Admins, d.staff)
+	g.Post("/staff", web.Admins, d.addStaff)
+	g.Post("/staff/:username/password", web.Admins, d.resetPassword)
+	g.Post("/staff/:username/disable", web.Admins, d.disableStaff)
+	g.Post("/staff/:username/enable", web.Admins, d.enableStaff)
+	g.Get("/tokens", web.Admins, d.tokens)
+	g.Post("/tokens", web.Admins, d.createToken)
+	g.Post("/tokens/:id/revoke", web.Admins, d.revokeToken)
 }
 
 func (d *Desk) static(c *fiber.Ctx) error {

@@ -60,7 +60,7 @@ func New(d Deps) (*App, error) {
 		collectors.NewDBStatsCollector(d.DB.DB.DB, "onecard"))
 	app := fiber.New(fiber.Config{
 		AppName:               "onecard",
-		Views:                 desk.Views(loc),
+		Views:                 desk.Views(loc, d.Estate.Site().Name),
 		ViewsLayout:           "layouts/main",
 		ErrorHandler:          web.ErrorHandler,
 		BodyLimit:             desk.MaxImportBytes + 1<<20,

@@ -68,9 +68,6 @@ func Detail(c *fiber.Ctx, err error) ErrorDetail {
 		d.Field, d.Args = e.Field, e.Args
 	}
 	d.Message = T(Lang(c), "err."+code, d.Args)
-	if rows, ok := err.(interface{ RowErrors() any }); ok {
-		d.Rows = rows.RowErrors()
-	}
 	return d
 }
 

@@ -58,8 +58,21 @@ func (g *Guard) Screens(r fiber.Router, prefix string) *Group {
 	return &Group{router: r.Group(prefix), prefix: prefix, guard: g}
 }
 
-// Staff are all staff roles.
-var Staff = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier, auth.Guard}
+// Who may do what; the desk and the API share these so a screen and its
+// API route never disagree.
+var (
+	// Staff are all staff roles.
+	Staff = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier, auth.Guard}
+	// DirectoryReaders look up units and residents (cashiers take payments
+	// by unit).
+	DirectoryReaders = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Cashier}
+	// DirectoryWriters register units, move-ins and move-outs.
+	DirectoryWriters = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk}
+	// Managers import and export the roll and read the audit log.
+	Managers = []auth.Role{auth.Admin, auth.Supervisor}
+	// Admins manage staff accounts and API tokens.
+	Admins = []auth.Role{auth.Admin}
+)
 
 // Handle registers a route that only the given roles may call.
 func (g *Group) Handle(method, path string, roles []auth.Role, h fiber.Handler) {
