@@ -22,7 +22,6 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
-
 // API holds the services the handlers call.
 type API struct {
 	Auth   *auth.Service

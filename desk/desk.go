@@ -29,7 +29,6 @@ var viewsFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-
 var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins}
 
 // Desk holds the services the screens call.
