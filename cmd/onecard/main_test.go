@@ -129,10 +129,7 @@ func TestServeOnPostgres(t *testing.T) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	// The URL comes from a file, as a secret would.
-	f := filepath.Join(t.TempDir(), "db-url")
-	os.WriteFile(f, []byte(u.String()+"\n"), 0o600)
-	serveAndStop(t, []string{"ONECARD_DB_FILE=" + f}, "--data-dir", t.TempDir())
+	serveAndStop(t, nil, "--db", u.String(), "--data-dir", t.TempDir())
 	var tables int
 	if err := admin.Get(ctx, &tables, "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?", schema); err != nil {
 		t.Fatal(err)
@@ -152,7 +149,10 @@ func run1(t *testing.T, env []string, stdin string, args ...string) (string, err
 
 func TestMigrateAndUserCommands(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"ONECARD_DATA_DIR=" + dir}
+	// The database comes from a file, as a secret would.
+	f := filepath.Join(dir, "db-url")
+	os.WriteFile(f, []byte("sqlite:"+filepath.Join(dir, "staff.db")+"\n"), 0o600)
+	env := []string{"ONECARD_DB_FILE=" + f}
 	out, err := run1(t, env, "", "migrate")
 	if err != nil || !strings.Contains(out, "schema version") {
 		t.Fatalf("migrate: %v\n%s", err, out)
@@ -177,6 +177,9 @@ func TestMigrateAndUserCommands(t *testing.T) {
 	out, err = run1(t, env, "", "user", "list")
 	if err != nil || !strings.Contains(out, "wang") || !strings.Contains(out, "王前台") {
 		t.Fatalf("user list: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "staff.db")); err != nil {
+		t.Fatalf("ONECARD_DB_FILE was not used: %v", err)
 	}
 	out, err = run1(t, nil, "", "version")
 	if err != nil || !strings.HasPrefix(out, "onecard ") {
@@ -220,6 +223,16 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 		for _, want := range []string{"http://" + addr + "/login", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "clerk-demo-1"} {
 			if !strings.Contains(printed.String(), want) {
 				t.Errorf("demo output lacks %q:\n%s\n%s", want, printed.String(), logs.String())
+			}
+		}
+		for _, p := range []string{"/login", "/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"} {
+			res, err := http.Get("http://" + addr + p)
+			if err != nil {
+				t.Fatalf("demo %s: %v", p, err)
+			}
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				t.Errorf("demo %s: %d", p, res.StatusCode)
 			}
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
