@@ -110,7 +110,8 @@ func ReadFrame(r io.ByteReader) (Frame, error) {
 		return Frame{Kind: Nack}, nil
 	case n == 0xFF && lcs == 0xFF:
 		return Frame{}, ErrExtended
-	case n+lcs != 0:
+	case n+lcs != 0, n == 0:
+		// LEN 0 with LCS 0 sums right but cannot hold a TFI.
 		return Frame{}, ErrLengthChecksum
 	}
 	body := make([]byte, int(n))
