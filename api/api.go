@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"onecard/auth"
+	"onecard/cards"
 	"onecard/estate"
 	"onecard/fault"
 	"onecard/web"
@@ -27,6 +28,8 @@ type API struct {
 	Auth   *auth.Service
 	Estate *estate.Service
 	Guard  *web.Guard
+	// Encoder is the desk's card encoder; nil when none is configured.
+	Encoder *cards.Station
 }
 
 // Register mounts /api/v1 on app.
@@ -50,6 +53,8 @@ func (a *API) Register(app *fiber.App) {
 	g.Put("/people/:id", web.DirectoryWriters, a.updatePerson)
 	g.Post("/roll/import", web.Managers, a.importRoll)
 	g.Get("/roll/export", web.Managers, a.exportRoll)
+
+	g.Get("/encoder", web.DirectoryWriters, a.encoder)
 
 	g.Get("/audit", web.Managers, a.audit)
 	g.Get("/staff", web.Admins, a.listStaff)
@@ -268,4 +273,11 @@ func (a *API) exportRoll(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, xlsxType)
 	}
 	return a.Estate.ExportRoll(c.UserContext(), c.Response().BodyWriter(), format)
+}
+
+func (a *API) encoder(c *fiber.Ctx) error {
+	if a.Encoder == nil {
+		return fault.NotFound("encoder_not_configured")
+	}
+	return c.JSON(a.Encoder.Status())
 }

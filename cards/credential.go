@@ -32,6 +32,9 @@ const (
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool { return t >= Owner && t <= Temporary }
 
+// MarshalText writes the type's name.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
 func (t Type) String() string {
 	switch t {
 	case Owner:
@@ -50,12 +53,12 @@ func (t Type) String() string {
 
 // Credential is what a card carries. Times are whole seconds, UTC.
 type Credential struct {
-	Version    byte
-	SiteID     uint32
-	Number     uint64
-	Type       Type
-	ValidFrom  time.Time
-	ValidUntil time.Time
+	Version    byte      `json:"version"`
+	SiteID     uint32    `json:"site_id"`
+	Number     uint64    `json:"number"`
+	Type       Type      `json:"type"`
+	ValidFrom  time.Time `json:"valid_from"`
+	ValidUntil time.Time `json:"valid_until"`
 }
 
 // Errors decoding a credential.

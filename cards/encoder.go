@@ -2,8 +2,10 @@ package cards
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 
 	"onecard/devices"
 )
@@ -51,14 +53,22 @@ func NewEncoder(dev devices.Mifare, keys Keys, sector int) (*Encoder, error) {
 
 func (e *Encoder) block(i int) byte { return byte(e.sector*4 + i) }
 
+// UID is a card's UID; it prints and marshals as upper-case hex.
+type UID []byte
+
+func (u UID) String() string { return strings.ToUpper(hex.EncodeToString(u)) }
+
+// MarshalText writes the hex form.
+func (u UID) MarshalText() ([]byte, error) { return []byte(u.String()), nil }
+
 // Card is what Read found.
 type Card struct {
-	UID        []byte
-	State      State
-	Credential *Credential // Encoded only (also when the MAC fails)
-	MACValid   bool
+	UID        UID         `json:"uid"`
+	State      State       `json:"state"`
+	Credential *Credential `json:"credential,omitempty"` // Encoded only (also when the MAC fails)
+	MACValid   bool        `json:"mac_valid"`
 	// Problem says why an encoded card is not valid (bad MAC, unknown layout).
-	Problem string
+	Problem string `json:"problem,omitempty"`
 }
 
 // open selects the card and authenticates its sector with the first key

@@ -19,6 +19,7 @@ import (
 	"github.com/gofiber/template/html/v2"
 
 	"onecard/auth"
+	"onecard/cards"
 	"onecard/estate"
 	"onecard/web"
 )
@@ -36,7 +37,9 @@ type Desk struct {
 	Auth   *auth.Service
 	Estate *estate.Service
 	Guard  *web.Guard
-	loc    *time.Location
+	// Encoder is the desk's card encoder; nil when none is configured.
+	Encoder *cards.Station
+	loc     *time.Location
 }
 
 // assetHash is a content hash of the static files, so that assets can be
@@ -101,6 +104,8 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/people/:id/edit", web.DirectoryWriters, d.editPerson)
 	g.Post("/people/:id/edit", web.DirectoryWriters, d.updatePerson)
 
+	g.Get("/encoder", web.DirectoryWriters, d.encoder)
+
 	g.Get("/import", web.Managers, d.importPage)
 	g.Post("/import", web.Managers, d.importRoll)
 	g.Get("/export", web.Managers, d.export)
@@ -114,6 +119,14 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/tokens", web.Admins, d.tokens)
 	g.Post("/tokens", web.Admins, d.createToken)
 	g.Post("/tokens/:id/revoke", web.Admins, d.revokeToken)
+}
+
+func (d *Desk) encoder(c *fiber.Ctx) error {
+	data := fiber.Map{"Configured": d.Encoder != nil, "Refresh": 2}
+	if d.Encoder != nil {
+		data["Status"] = d.Encoder.Status()
+	}
+	return render(c, fiber.StatusOK, "encoder", "encoder.title", data)
 }
 
 func (d *Desk) static(c *fiber.Ctx) error {

@@ -17,6 +17,7 @@ import (
 
 	"onecard/api"
 	"onecard/auth"
+	"onecard/cards"
 	"onecard/desk"
 	"onecard/estate"
 	"onecard/store"
@@ -34,6 +35,8 @@ type Deps struct {
 	// LoginLimit caps login attempts per client address per minute
 	// (0: 30).
 	LoginLimit int
+	// Encoder is the desk's card encoder, if one is configured.
+	Encoder *cards.Station
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -100,8 +103,8 @@ func New(d Deps) (*App, error) {
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
-	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard}).Register(app)
-	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard}).Register(app, loc)
+	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder}).Register(app)
+	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }
