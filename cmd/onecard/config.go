@@ -27,6 +27,11 @@ type config struct {
 	SecureCookies   bool
 	ShutdownTimeout time.Duration
 	LoginLimit      int
+	Encoder         string
+	EncoderBaud     int
+	CardSector      int
+	CardMasterKey   string
+	CardMACKey      string
 }
 
 type option struct {
@@ -58,6 +63,15 @@ func options(c *config) []option {
 		{"login-limit", "login attempts allowed per client address per minute", func(fs *flag.FlagSet, n, h string) {
 			fs.IntVar(&c.LoginLimit, n, 30, h)
 		}},
+		{"encoder", "serial port of the desk card encoder (PN532), e.g. /dev/ttyUSB0; empty for none", str(&c.Encoder, "")},
+		{"encoder-baud", "the card encoder's baud rate", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.EncoderBaud, n, 115200, h)
+		}},
+		{"card-sector", "MIFARE sector holding the one-card credential (1–15)", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.CardSector, n, 1, h)
+		}},
+		{"card-master-key-file", "file with the site's card master key (hex); default DATA_DIR/keys/card-master.key, generated", str(&c.CardMasterKey, "")},
+		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 
 	"onecard/auth"
+	"onecard/cards"
 	"onecard/demo"
 	"onecard/estate"
 	"onecard/server"
@@ -71,7 +72,8 @@ func run(args []string) error {
 }
 
 var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time-zone", "log-level", "log-format",
-	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit"}
+	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
+	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -155,8 +157,27 @@ func serve(args []string, isDemo bool) error {
 			return err
 		}
 	}
+	keys, err := cards.LoadKeys(cards.KeyFiles{DataDir: c.DataDir, MasterFile: c.CardMasterKey, MACFile: c.CardMACKey})
+	if err != nil {
+		return err
+	}
+	if isDemo && c.Encoder == "" {
+		// The demo's encoder is a simulated PN532 on a pty, driven through
+		// the same serial path as a real one.
+		link, stopSim, err := startDemoEncoder(ctx, c.DataDir, c.EncoderBaud, log)
+		if err != nil {
+			return err
+		}
+		defer stopSim()
+		c.Encoder = link
+	}
+	var station *cards.Station
+	if c.Encoder != "" {
+		station = cards.NewStation(c.Encoder)
+		runEncoder(ctx, c, keys, station, log)
+	}
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log,
-		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit})
+		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,152 @@
+// Command onecard-sim runs onecard's device simulators on their own, so a
+// driver, or onecard serve, can be pointed at them like real hardware. Each
+// simulator is a subcommand; see onecard-sim --help.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// stdio is a simulator's console.
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// simulator is a subcommand. run returns flag.ErrHelp after printing help,
+// and a usageError for bad arguments.
+type simulator struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, std stdio) error
+}
+
+// simulators are the subcommands; a printer or a locker board joins here.
+var simulators = []simulator{
+	{"pn532", "desk card encoder: NXP PN532 over HSU, MIFARE Classic 1K cards", runPN532},
+}
+
+// usageError is a mistake on the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `onecard-sim runs onecard's device simulators on their own: the device side of
+each driver, byte-accurate and paced at the configured baud rate, with faults
+on demand, so a driver (or onecard serve) runs against it as against the real
+hardware.
+
+Usage:
+  onecard-sim SIMULATOR [flags]
+  onecard-sim SIMULATOR --help
+
+Simulators:
+`)
+	for _, s := range simulators {
+		fmt.Fprintf(w, "  %-8s %s\n", s.name, s.summary)
+	}
+	fmt.Fprint(w, `
+A simulator prints the device path it serves as the first line of its
+standard output, then reads commands on standard input, one a line ("help"
+lists them). It keeps running when standard input ends (a daemon with stdin
+from /dev/null), unless --exit-on-eof; it stops on "quit", SIGINT or SIGTERM,
+and removes what it created. Logs go to standard error.
+
+Exit status: 0 when stopped, 1 on failure, 2 on a usage error.
+`)
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stdout)
+		return 0
+	}
+	for _, s := range simulators {
+		if s.name != args[0] {
+			continue
+		}
+		err := s.run(ctx, args[1:], stdio{in: stdin, out: stdout, err: stderr})
+		var ue usageError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, errHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "onecard-sim %s: %v (see onecard-sim %s --help)\n", s.name, err, s.name)
+			return 2
+		default:
+			fmt.Fprintf(stderr, "onecard-sim %s: %v\n", s.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "onecard-sim: no simulator %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// errHelp: help was asked for and printed.
+var errHelp = errors.New("help printed")
+
+// console feeds standard input's lines to do until ctx ends, served reports
+// that the simulator stopped, do says quit, or (with exitOnEOF) input ends.
+func console(ctx context.Context, in io.Reader, exitOnEOF bool, served <-chan error, do func(line string) (quit bool)) error {
+	lines := make(chan string)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-done:
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-served:
+			return err
+		case line, ok := <-lines:
+			if !ok {
+				if exitOnEOF {
+					return nil
+				}
+				lines = nil // keep serving
+				continue
+			}
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if do(line) {
+				return nil
+			}
+		}
+	}
+}
