@@ -271,7 +271,7 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		readFrames(rw, events, ctx.Done())
+		readFrames(rw, events, ctx.Done(), s.opt.Baud)
 	}()
 	unblocked := make(chan struct{})
 	var canUnblock bool
@@ -303,12 +303,20 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	return err
 }
 
-// readFrames parses host frames from r until r fails.
-func readFrames(r io.Reader, events chan<- event, done <-chan struct{}) {
+// readFrames parses host frames from r until r fails. With baud set, a
+// frame is not acted on before it could have arrived on a real line: a pty
+// delivers it at once, a UART at 10 bits a byte.
+func readFrames(r io.Reader, events chan<- event, done <-chan struct{}, baud int) {
 	t := &tap{r: bufio.NewReader(r)}
 	for {
 		t.reset()
 		f, err := pn532.ReadFrame(t)
+		if baud > 0 && err == nil {
+			arrived := t.first.Add(time.Duration(t.n) * 10 * time.Second / time.Duration(baud))
+			if d := time.Until(arrived); d > 0 {
+				time.Sleep(d)
+			}
+		}
 		ev := event{f: f, err: err, wake: t.wake}
 		if err != nil && !errors.Is(err, pn532.ErrLengthChecksum) && !errors.Is(err, pn532.ErrDataChecksum) && !errors.Is(err, pn532.ErrExtended) {
 			ev = event{ioErr: err}
@@ -331,19 +339,28 @@ type tap struct {
 	prev    byte
 	started bool
 	wake    bool
+	n       int       // bytes of this frame, from its start code
+	first   time.Time // when its start code arrived
 }
 
-func (t *tap) reset() { t.prev, t.started, t.wake = 0x01, false, false }
+func (t *tap) reset() { t.prev, t.started, t.wake, t.n = 0x01, false, false, 0 }
 
 func (t *tap) ReadByte() (byte, error) {
 	b, err := t.r.ReadByte()
-	if err != nil || t.started {
+	if err != nil {
 		return b, err
+	}
+	if t.started {
+		t.n++
+		return b, nil
 	}
 	if b == 0x55 {
 		t.wake = true
 	}
 	t.started = t.prev == 0x00 && b == 0xFF
+	if t.started {
+		t.first, t.n = time.Now(), 3 // preamble and start code
+	}
 	t.prev = b
 	return b, nil
 }
