@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/exec"
@@ -235,6 +237,9 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 				t.Errorf("demo %s: %d", p, res.StatusCode)
 			}
 		}
+		if i == 0 {
+			checkDemoEncoder(t, "http://"+addr)
+		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			t.Fatalf("demo exit: %v\n%s", err, logs.String())
@@ -251,5 +256,53 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 	db.Get(context.Background(), &staff, "SELECT COUNT(*) FROM staff")
 	if units != 3*2*18*4 || residents < 900 || residents > 1200 || staff != 5 {
 		t.Fatalf("after two demo runs: %d units, %d residents, %d staff", units, residents, staff)
+	}
+}
+
+// checkDemoEncoder logs in as the demo clerk and waits for the desk to show
+// the simulated encoder connected with the demo's blank card on it.
+func checkDemoEncoder(t *testing.T, base string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	res, err := client.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"username":"clerk","password":"clerk-demo-1"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("demo login: %v %v", res, err)
+	}
+	res.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := client.Get(base + "/api/v1/encoder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			Connected bool
+			Firmware  string
+			Card      *struct{ UID, State string }
+		}
+		json.NewDecoder(res.Body).Decode(&st)
+		res.Body.Close()
+		if st.Connected && st.Card != nil {
+			if st.Card.UID != "04A23B1C" || st.Card.State != "blank" || st.Firmware != "PN532 v1.6" {
+				t.Fatalf("demo encoder: %+v %+v", st, st.Card)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo encoder never showed connected with its card: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res, err = client.Get(base + "/encoder")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"已连接", "04A23B1C", "空白卡"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the desk's encoder page lacks %q", want)
+		}
 	}
 }
