@@ -97,7 +97,9 @@ func newRig(tb testing.TB, baud int, rf time.Duration) *rig {
 		tb.Fatal(err)
 	}
 	wire := &counter{rw: port}
-	dev := pn532.New(wire, &pn532.Opts{Baud: baud})
+	// A generous ACK timeout: the race detector and a busy CI machine can
+	// delay the simulator far more than a real PN532 ever is.
+	dev := pn532.New(wire, &pn532.Opts{Baud: baud, AckTimeout: 250 * time.Millisecond})
 	tb.Cleanup(func() {
 		dev.Close()
 		port.Close()

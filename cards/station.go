@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"onecard/devices"
 )
 
 // Station is the desk's card encoder as the screens see it: whether it is
@@ -12,10 +14,11 @@ import (
 // session (see Attach) polls the antenna; operations on the encoder take
 // turns with the polling.
 type Station struct {
-	mu     sync.Mutex // guards status
+	mu     sync.Mutex // guards status and port
 	op     sync.Mutex // one operation on the device at a time
 	enc    *Encoder
 	status StationStatus
+	port   func() devices.PortState
 }
 
 // StationStatus is a snapshot for the desk's encoder panel.
@@ -36,11 +39,24 @@ func NewStation(port string) *Station {
 	return &Station{status: StationStatus{Port: port, Since: time.Now().UTC()}}
 }
 
+// WatchPort lets the panel say why a port that never opened is down (the
+// adapter is unplugged, the path is wrong).
+func (s *Station) WatchPort(state func() devices.PortState) {
+	s.mu.Lock()
+	s.port = state
+	s.mu.Unlock()
+}
+
 // Status returns the latest snapshot.
 func (s *Station) Status() StationStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.status
+	if !st.Connected && s.port != nil {
+		if ps := s.port(); ps.Err != "" {
+			st.Error, st.Since = ps.Err, ps.Since
+		}
+	}
 	if st.Card != nil {
 		c := *st.Card
 		st.Card = &c

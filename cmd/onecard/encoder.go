@@ -22,6 +22,7 @@ func runEncoder(ctx context.Context, c *config, keys cards.Keys, station *cards.
 		return devices.OpenSerial(devices.SerialConfig{Path: c.Encoder, Baud: c.EncoderBaud, ReadTimeout: 100 * time.Millisecond})
 	}
 	port := devices.NewPort("encoder "+c.Encoder, open, log)
+	station.WatchPort(port.State)
 	go port.Run(ctx, func(ctx context.Context, rw io.ReadWriter) (err error) {
 		dev := pn532.New(rw, &pn532.Opts{Baud: c.EncoderBaud})
 		defer dev.Close()
