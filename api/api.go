@@ -15,6 +15,7 @@ import (
 	"onecard/cards"
 	"onecard/estate"
 	"onecard/fault"
+	"onecard/fleet"
 	"onecard/web"
 )
 
@@ -30,6 +31,8 @@ type API struct {
 	Guard  *web.Guard
 	// Encoder is the desk's card encoder; nil when none is configured.
 	Encoder *cards.Station
+	// Fleet is the reader fleet; nil when not running.
+	Fleet *fleet.Service
 }
 
 // Register mounts /api/v1 on app.
@@ -55,6 +58,7 @@ func (a *API) Register(app *fiber.App) {
 	g.Get("/roll/export", web.Managers, a.exportRoll)
 
 	g.Get("/encoder", web.DirectoryWriters, a.encoder)
+	g.Get("/devices", web.Managers, a.devices)
 
 	g.Get("/audit", web.Managers, a.audit)
 	g.Get("/staff", web.Admins, a.listStaff)
@@ -280,4 +284,18 @@ func (a *API) encoder(c *fiber.Ctx) error {
 		return fault.NotFound("encoder_not_configured")
 	}
 	return c.JSON(a.Encoder.Status())
+}
+
+func (a *API) devices(c *fiber.Ctx) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	devs, err := a.Fleet.Devices(c.UserContext())
+	if err != nil {
+		return err
+	}
+	if devs == nil {
+		devs = []fleet.Device{}
+	}
+	return c.JSON(list[fleet.Device]{Items: devs, Total: len(devs)})
 }

@@ -21,6 +21,7 @@ import (
 	"onecard/auth"
 	"onecard/cards"
 	"onecard/estate"
+	"onecard/fleet"
 	"onecard/web"
 )
 
@@ -39,7 +40,9 @@ type Desk struct {
 	Guard  *web.Guard
 	// Encoder is the desk's card encoder; nil when none is configured.
 	Encoder *cards.Station
-	loc     *time.Location
+	// Fleet is the reader fleet; nil when not running.
+	Fleet *fleet.Service
+	loc   *time.Location
 }
 
 // assetHash is a content hash of the static files, so that assets can be
@@ -110,6 +113,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/import", web.Managers, d.importRoll)
 	g.Get("/export", web.Managers, d.export)
 	g.Get("/audit", web.Managers, d.audit)
+	g.Get("/devices", web.Managers, d.devices)
 
 	g.Get("/staff", web.Admins, d.staff)
 	g.Post("/staff", web.Admins, d.addStaff)
@@ -127,6 +131,18 @@ func (d *Desk) encoder(c *fiber.Ctx) error {
 		data["Status"] = d.Encoder.Status()
 	}
 	return render(c, fiber.StatusOK, "encoder", "encoder.title", data)
+}
+
+func (d *Desk) devices(c *fiber.Ctx) error {
+	data := fiber.Map{"Configured": d.Fleet != nil, "Refresh": 5}
+	if d.Fleet != nil {
+		list, err := d.Fleet.Devices(c.UserContext())
+		if err != nil {
+			return err
+		}
+		data["Devices"] = list
+	}
+	return render(c, fiber.StatusOK, "devices", "devices.title", data)
 }
 
 func (d *Desk) static(c *fiber.Ctx) error {

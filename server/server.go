@@ -19,7 +19,9 @@ import (
 	"onecard/auth"
 	"onecard/cards"
 	"onecard/desk"
+	"onecard/devices/broker"
 	"onecard/estate"
+	"onecard/fleet"
 	"onecard/store"
 	"onecard/web"
 )
@@ -37,6 +39,12 @@ type Deps struct {
 	LoginLimit int
 	// Encoder is the desk's card encoder, if one is configured.
 	Encoder *cards.Station
+	// Fleet is the reader fleet; BrokerUp says whether its broker
+	// connection is up (both may be nil in tests of other parts).
+	Fleet    *fleet.Service
+	BrokerUp func() bool
+	// BrokerStats are the embedded broker's counters, if it runs.
+	BrokerStats func() broker.Stats
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -61,6 +69,7 @@ func New(d Deps) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewDBStatsCollector(d.DB.DB.DB, "onecard"))
+	registerFleetMetrics(reg, d)
 	app := fiber.New(fiber.Config{
 		AppName:               "onecard",
 		Views:                 desk.Views(loc, d.Estate.Site().Name),
@@ -95,16 +104,24 @@ func New(d Deps) (*App, error) {
 	root.Public("GET", "/readyz", func(c *fiber.Ctx) error {
 		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
 		defer cancel()
+		body := fiber.Map{"status": "ready", "database": "ok"}
+		status := fiber.StatusOK
 		if err := d.DB.PingContext(ctx); err != nil {
 			d.Log.Warn("readyz: database unreachable", "err", err)
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "database": "unreachable"})
+			body["status"], body["database"], status = "unavailable", "unreachable", fiber.StatusServiceUnavailable
 		}
-		return c.JSON(fiber.Map{"status": "ready", "database": "ok"})
+		if d.BrokerUp != nil {
+			body["broker"] = "ok"
+			if !d.BrokerUp() {
+				body["status"], body["broker"], status = "unavailable", "unreachable", fiber.StatusServiceUnavailable
+			}
+		}
+		return c.Status(status).JSON(body)
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
-	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder}).Register(app)
-	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder}).Register(app, loc)
+	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet}).Register(app)
+	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }
@@ -115,4 +132,32 @@ func securityHeaders(c *fiber.Ctx) error {
 	c.Set("Referrer-Policy", "same-origin")
 	c.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
 	return c.Next()
+}
+
+// registerFleetMetrics exports the fleet's and the embedded broker's
+// counters: what was rejected, published, stored twice, queued.
+func registerFleetMetrics(reg *prometheus.Registry, d Deps) {
+	counter := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge := func(name, help string, f func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	if fl := d.Fleet; fl != nil {
+		st := fl.Stats()
+		counter("onecard_fleet_rejected_total", "Device messages rejected (malformed, unknown version, impossible acknowledgements).", func() float64 { return float64(st.Rejected.Load()) })
+		counter("onecard_fleet_published_total", "Outbox messages published.", func() float64 { return float64(st.Published.Load()) })
+		counter("onecard_fleet_events_total", "Access events stored.", func() float64 { return float64(st.Events.Load()) })
+		counter("onecard_fleet_event_duplicates_total", "Access events received again (replays), not stored twice.", func() float64 { return float64(st.Duplicates.Load()) })
+	}
+	if bs := d.BrokerStats; bs != nil {
+		counter("onecard_mqtt_connects_refused_total", "Broker logins refused.", func() float64 { return float64(bs().ConnectsRefused) })
+		counter("onecard_mqtt_publishes_dropped_total", "Publishes the ACL refused.", func() float64 { return float64(bs().PublishesDropped) })
+		counter("onecard_mqtt_subscriptions_refused_total", "Subscriptions the ACL refused.", func() float64 { return float64(bs().SubscriptionsRefused) })
+		counter("onecard_mqtt_queue_full_total", "Messages not queued: a session's queue was full.", func() float64 { return float64(bs().QueueFull) })
+		counter("onecard_mqtt_slow_dropped_total", "Messages dropped: a client read too slowly.", func() float64 { return float64(bs().SlowDropped) })
+		gauge("onecard_mqtt_clients_connected", "Clients connected now.", func() float64 { return float64(bs().Connected) })
+		gauge("onecard_mqtt_sessions", "Sessions held, connected or not.", func() float64 { return float64(bs().Sessions) })
+		gauge("onecard_mqtt_queued", "QoS 1 messages held for clients.", func() float64 { return float64(bs().Queued) })
+	}
 }

@@ -31,7 +31,7 @@ func TestCatalogsHaveTheSameKeys(t *testing.T) {
 var (
 	templateKey = regexp.MustCompile(`\{\{t \$?\.L "([a-z0-9_.]+)"`)
 	// Error codes as the domain packages write them.
-	codeCall = regexp.MustCompile(`fault\.(?:Invalid|Conflict)\("[a-z0-9_]*", "([a-z0-9_]+)"|fault\.(?:NotFound|Forbidden)\("([a-z0-9_]+)"\)|Code: +"([a-z0-9_]+)"|rowErr\([^,]+, "[a-z0-9_]*", "([a-z0-9_]+)"`)
+	codeCall = regexp.MustCompile(`fault\.(?:Invalid|Conflict)\("[a-z0-9_]*", "([a-z0-9_]+)"|fault\.(?:NotFound|Forbidden)\("([a-z0-9_]+)"\)|Kind: fault\.Err[A-Za-z]+, Code: +"([a-z0-9_]+)"|rowErr\([^,]+, "[a-z0-9_]*", "([a-z0-9_]+)"`)
 	tCall    = regexp.MustCompile(`web\.T\([^,]+, "([a-z0-9_.]+)"`)
 )
 

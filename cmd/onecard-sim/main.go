@@ -38,6 +38,7 @@ type simulator struct {
 // simulators are the subcommands; a printer or a locker board joins here.
 var simulators = []simulator{
 	{"pn532", "desk card encoder: NXP PN532 over HSU, MIFARE Classic 1K cards", runPN532},
+	{"readers", "gate readers over MQTT (docs/mqtt.md), many in one process", runReaders},
 }
 
 // usageError is a mistake on the command line: exit status 2.

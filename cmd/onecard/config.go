@@ -32,6 +32,14 @@ type config struct {
 	CardSector      int
 	CardMasterKey   string
 	CardMACKey      string
+	MQTT            string
+	MQTTListen      string
+	MQTTUser        string
+	MQTTPassword    string
+	MonitorPassword string
+	// mqttListenFallback lets the demo take any free port when the
+	// default MQTT port is taken.
+	mqttListenFallback bool
 }
 
 type option struct {
@@ -71,6 +79,11 @@ func options(c *config) []option {
 			fs.IntVar(&c.CardSector, n, 1, h)
 		}},
 		{"card-master-key-file", "file with the site's card master key (hex); default DATA_DIR/keys/card-master.key, generated", str(&c.CardMasterKey, "")},
+		{"mqtt", "external MQTT broker URL (tcp://host:1883, tls://…); empty runs the embedded broker", str(&c.MQTT, "")},
+		{"mqtt-listen", "address of the embedded MQTT broker", str(&c.MQTTListen, "127.0.0.1:1883")},
+		{"mqtt-user", "onecard's username on an external broker", str(&c.MQTTUser, "onecard-server")},
+		{"mqtt-password", "onecard's password on an external broker (use ONECARD_MQTT_PASSWORD_FILE)", str(&c.MQTTPassword, "")},
+		{"monitor-password", "password of the read-only 'monitor' user of the embedded broker (default: random, logged)", str(&c.MonitorPassword, "")},
 		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}
 }

@@ -53,7 +53,7 @@ func freeAddr(t *testing.T) string {
 func serveAndStop(t *testing.T, env []string, args ...string) {
 	t.Helper()
 	addr := freeAddr(t)
-	cmd := command(t, env, append([]string{"serve", "--addr", addr}, args...)...)
+	cmd := command(t, env, append([]string{"serve", "--addr", addr, "--mqtt-listen", "127.0.0.1:0"}, args...)...)
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -206,7 +206,7 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
 		addr := freeAddr(t)
-		cmd := command(t, nil, "demo", "--addr", addr, "--data-dir", dir)
+		cmd := command(t, nil, "demo", "--addr", addr, "--data-dir", dir, "--mqtt-listen", "127.0.0.1:0")
 		stdout, _ := cmd.StdoutPipe()
 		var logs strings.Builder
 		cmd.Stderr = &logs
@@ -237,6 +237,7 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 				t.Errorf("demo %s: %d", p, res.StatusCode)
 			}
 		}
+		checkDemoReaders(t, "http://"+addr)
 		if i == 0 {
 			checkDemoEncoder(t, "http://"+addr)
 		}
@@ -304,5 +305,55 @@ func checkDemoEncoder(t *testing.T, base string) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the desk's encoder page lacks %q", want)
 		}
+	}
+}
+
+// checkDemoReaders waits for the supervisor's device list to show the
+// demo's six simulated readers online and in step.
+func checkDemoReaders(t *testing.T, base string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Jar: jar}
+	res, err := client.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"username":"supervisor","password":"supervisor-demo-1"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("demo login: %v %v", res, err)
+	}
+	res.Body.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		res, err := client.Get(base + "/api/v1/devices")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Items []struct {
+				ID     string
+				Online bool
+			}
+		}
+		json.NewDecoder(res.Body).Decode(&list)
+		res.Body.Close()
+		online := 0
+		for _, d := range list.Items {
+			if d.Online {
+				online++
+			}
+		}
+		if len(list.Items) == 6 && online == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo readers: %+v", list.Items)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	res, err = client.Get(base + "/devices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(page), "南门闸机 1") || !strings.Contains(string(page), "在线") {
+		t.Errorf("the supervisor's device page does not show the readers online")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"onecard/cards"
 	"onecard/demo"
 	"onecard/estate"
+	"onecard/fleet"
 	"onecard/server"
 	"onecard/store"
 )
@@ -34,6 +35,7 @@ Usage:
   onecard demo      run the whole estate on embedded defaults with demo data
   onecard migrate   apply database migrations and exit
   onecard user      manage staff accounts (add, reset-password, list)
+  onecard devices   register readers and turnstiles (add, list, disable, mosquitto-config)
   onecard version   print the version
 
 Run "onecard COMMAND --help" for a command's options. Every option can also
@@ -57,6 +59,8 @@ func run(args []string) error {
 		err = migrate(rest)
 	case "user":
 		err = user(rest)
+	case "devices":
+		err = devicesCmd(rest)
 	case "version", "--version", "-version":
 		fmt.Println("onecard", version)
 	case "help", "--help", "-h", "-help":
@@ -73,7 +77,8 @@ func run(args []string) error {
 
 var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time-zone", "log-level", "log-format",
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
-	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file"}
+	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
+	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "monitor-password"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -132,6 +137,7 @@ func serve(args []string, isDemo bool) error {
 		if !flagOrEnvSet(fs, "site") {
 			c.Site, c.SiteName = "demo", "翠湖花园"
 		}
+		c.mqttListenFallback = !flagOrEnvSet(fs, "mqtt-listen")
 	}
 	log, err := newLogger(c)
 	if err != nil {
@@ -176,8 +182,21 @@ func serve(args []string, isDemo bool) error {
 		station = cards.NewStation(c.Encoder)
 		runEncoder(ctx, c, keys, station, log)
 	}
+	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log)
+	if err != nil {
+		return err
+	}
+	defer fl.close()
+	if isDemo {
+		stopReaders, err := startDemoReaders(ctx, fl, c.DataDir, es.Site().Code, log)
+		if err != nil {
+			return err
+		}
+		defer stopReaders()
+	}
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log,
-		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station})
+		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
+		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats()})
 	if err != nil {
 		return err
 	}
@@ -192,6 +211,10 @@ func serve(args []string, isDemo bool) error {
 	base := scheme + "://" + ln.Addr().String()
 	if isDemo {
 		printDemo(os.Stdout, base, es.Site(), logins)
+		if fl.Broker != nil {
+			fmt.Printf("  MQTT monitor mosquitto_sub -h %s -p %s -u %s -P %s -t 'onecard/v1/#' -v\n\n",
+				hostOf(fl.Broker.Addr()), portOf(fl.Broker.Addr()), fleet.MonitorUser, fl.MonitorSecret)
+		}
 	}
 	log.Info("onecard serving", "url", base, "db", db.Dialect, "site", es.Site().Code, "version", version)
 	errc := make(chan error, 1)

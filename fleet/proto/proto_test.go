@@ -44,6 +44,7 @@ func TestACL(t *testing.T) {
 		{mon, p + "#", false, true},
 		{mon, "onecard/v1/cuihu/#", false, true},
 		{mon, p + "dev/gate-1/cmd", true, false},
+		{mon, "onecard/v1/#", false, true},
 		{mon, "onecard/#", false, false},
 		{mon, "#", false, false},
 		{srv, p + "zone/gate/wl", true, true},

@@ -87,14 +87,17 @@ const (
 // reads everything of the site and writes nothing; the server does
 // anything under the site's prefix.
 func (t Topics) Allowed(p Principal, topic string, write bool) bool {
-	if !strings.HasPrefix(topic, t.Prefix()) && !(p.Role == RoleMonitor && !write && (topic == "onecard/v1/"+t.Site+"/#")) {
+	if p.Role == RoleMonitor {
+		// The monitor reads everything onecard publishes (mosquitto_sub
+		// -t 'onecard/v1/#') and writes nothing.
+		return !write && strings.HasPrefix(topic, "onecard/v1/")
+	}
+	if !strings.HasPrefix(topic, t.Prefix()) {
 		return false
 	}
 	switch p.Role {
 	case RoleServer:
 		return true
-	case RoleMonitor:
-		return !write
 	case RoleDevice:
 		if strings.ContainsAny(topic, "+#") {
 			return false

@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+
+	"onecard/fleet/proto"
+)
+
+func TestReadersUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // in stdout, or stderr when code ≠ 0
+	}{
+		{[]string{"--help"}, 0, "readers"},
+		{[]string{"readers", "--help"}, 0, "power-loss ID"},
+		{[]string{"readers", "--site", "s1", "--zone", "gate"}, 2, "--broker is required"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--zone", "gate"}, 2, "--site"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1"}, 2, "--zone"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--count", "0"}, 2, "--count"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--id-prefix", "R"}, 2, "--id-prefix"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--zones", "a,B"}, 2, "--zones"},
+		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--secret-file", "/nonexistent"}, 2, "--secret-file"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+		text := out.String()
+		if code != 0 {
+			text = errOut.String()
+		}
+		if code != tc.code || !strings.Contains(text, tc.out) {
+			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
+		}
+	}
+}
+
+// startBroker runs a mochi broker that lets everyone in, on a free port.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	s := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
+		t.Fatal(err)
+	}
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	if err := s.AddListener(l); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return "tcp://" + l.Address()
+}
+
+// watchStates reports every device state of site s1 as "id state session".
+func watchStates(t *testing.T, broker string) <-chan string {
+	t.Helper()
+	ch := make(chan string, 100)
+	c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker(broker).SetClientID("watcher").SetProtocolVersion(4))
+	if tok := c.Connect(); !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("watcher: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	topics := proto.Topics{Site: "s1"}
+	tok := c.Subscribe(topics.Device("+", proto.KindState), 1, func(_ mqtt.Client, m mqtt.Message) {
+		tp, _ := topics.Parse(m.Topic())
+		st, err := proto.Decode[proto.State](m.Payload())
+		if err != nil {
+			t.Errorf("state %s: %v", m.Payload(), err)
+			return
+		}
+		ch <- fmt.Sprintf("%s %s %d", tp.Device, st.State, st.Session)
+	})
+	if !tok.WaitTimeout(wait) || tok.Error() != nil {
+		t.Fatalf("watcher subscribe: %v", tok.Error())
+	}
+	return ch
+}
+
+// collect waits until every one of want has been seen on ch.
+func collect(t *testing.T, ch <-chan string, want ...string) {
+	t.Helper()
+	missing := map[string]bool{}
+	for _, w := range want {
+		missing[w] = true
+	}
+	deadline := time.After(wait)
+	for len(missing) > 0 {
+		select {
+		case s := <-ch:
+			delete(missing, s)
+		case <-deadline:
+			t.Fatalf("never seen: %v", missing)
+		}
+	}
+}
+
+// onecard-sim readers in a process of its own: three readers birth, answer
+// the console, and say they go offline at quit.
+func TestProcessReaders(t *testing.T) {
+	broker := startBroker(t)
+	states := watchStates(t, broker)
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	os.WriteFile(secrets, []byte("# id secret\ngate-1 s3cret-1\ngate-2 s3cret-2\ngate-3 s3cret-3\n"), 0o600)
+
+	cmd := exec.Command(os.Args[0], "readers", "--broker", broker, "--site", "s1", "--zone", "gate", "--count", "3",
+		"--id-prefix", "gate-", "--secret-file", secrets, "--state-dir", filepath.Join(dir, "state"))
+	cmd.Env = append(os.Environ(), asMain+"=1", "GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string, 100)
+	exited := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			out <- sc.Text()
+		}
+		close(out)
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("onecard-sim stderr:\n%s", stderr.String())
+		}
+	})
+
+	if first := next(t, out); first != "ready 3 readers on "+broker {
+		t.Fatalf("first line %q", first)
+	}
+	collect(t, states, "gate-1 online 1", "gate-2 online 1", "gate-3 online 1")
+	say := func(cmd string) string {
+		t.Helper()
+		io.WriteString(stdin, cmd+"\n")
+		return next(t, out)
+	}
+	if got := say("tap gate-2 04A23B1C"); got != "gate-2 04A23B1C denied unknown" {
+		t.Errorf("tap: %q", got)
+	}
+	if got := say("power-loss gate-3"); got != "gate-3 power-loss" {
+		t.Errorf("power-loss: %q", got)
+	}
+	collect(t, states, "gate-3 offline 1", "gate-3 online 2")
+	if got := say("tap gate-9 04A23B1C"); !strings.HasPrefix(got, `error: no reader "gate-9"`) {
+		t.Errorf("tap on a reader that is not there: %q", got)
+	}
+	if got := say("status gate-2"); !strings.HasPrefix(got, "gate-2 online=true session=1 clock=ok applied=gate:0 pending=1 events=1") {
+		t.Errorf("status: %q", got)
+	}
+	if got := next(t, out); !strings.HasPrefix(got, "total readers=1 online=1 pending=1") {
+		t.Errorf("status total: %q", got)
+	}
+	io.WriteString(stdin, "quit\n")
+	collect(t, states, "gate-1 offline 1", "gate-2 offline 1", "gate-3 offline 2")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("quit did not stop it")
+	}
+	for _, id := range []string{"gate-1", "gate-2", "gate-3"} {
+		if _, err := os.Stat(filepath.Join(dir, "state", id+".json")); err != nil {
+			t.Errorf("state of %s: %v", id, err)
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package reader
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"onecard/fleet/proto"
+)
+
+// Timing of the connection.
+const (
+	keepAlive      = 30 * time.Second
+	connectTimeout = 10 * time.Second
+	minBackoff     = 200 * time.Millisecond
+	maxBackoff     = 10 * time.Second
+	stopTimeout    = 2 * time.Second // for the offline state at a clean stop
+	maxEventBatch  = 100
+)
+
+var (
+	errLost    = errors.New("reader: connection lost")
+	errTimeout = errors.New("reader: no answer from the broker")
+)
+
+// link is one MQTT connection: a paho client used once, and its socket, so
+// that a power loss can close it without DISCONNECT.
+type link struct {
+	client   mqtt.Client
+	session  uint64
+	lost     chan struct{}
+	lostOnce sync.Once
+
+	mu   sync.Mutex
+	conn *cutConn
+}
+
+func (l *link) markLost() { l.lostOnce.Do(func() { close(l.lost) }) }
+
+// drop closes the socket under the client: no DISCONNECT is sent.
+func (l *link) drop() {
+	l.mu.Lock()
+	c := l.conn
+	l.mu.Unlock()
+	if c != nil {
+		c.cut.Store(true)
+		c.Close()
+	}
+}
+
+// cutConn is the link's socket. Once cut, its errors say so: paho takes
+// "use of closed network connection" for its own Disconnect and would not
+// report the loss.
+type cutConn struct {
+	net.Conn
+	cut atomic.Bool
+}
+
+var errCut = errors.New("reader: connection cut")
+
+func (c *cutConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil && c.cut.Load() {
+		err = errCut
+	}
+	return n, err
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil && c.cut.Load() {
+		err = errCut
+	}
+	return n, err
+}
+
+// why a connection ended.
+type ending int
+
+const (
+	endStop      ending = iota // Run's context ended: clean stop
+	endLost                    // the broker or the network went away
+	endPowerLoss               // PowerLoss
+	endOffline                 // Offline(true)
+	endReboot                  // a reboot command: clean stop, then reconnect
+)
+
+// Run connects the reader and keeps it connected until ctx ends: it
+// reconnects with jittered exponential backoff, and handles messages,
+// events and faults. It returns nil when ctx ends, after publishing the
+// offline state and disconnecting cleanly.
+func (r *Reader) Run(ctx context.Context) error {
+	if _, err := url.Parse(r.opts.Broker); err != nil || r.opts.Broker == "" {
+		return fmt.Errorf("reader %s: broker URL %q: %v", r.opts.ID, r.opts.Broker, err)
+	}
+	if !r.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("reader %s: already running", r.opts.ID)
+	}
+	defer r.running.Store(false)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+		r.Flush()
+	}()
+	wg.Add(2)
+	go func() { defer wg.Done(); r.handleLoop(ctx) }()
+	go func() { defer wg.Done(); r.sendLoop(ctx) }()
+	if r.opts.SaveEvery > 0 && r.opts.StateFile != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.saveLoop(ctx) }()
+	}
+
+	attempt := 0
+	for ctx.Err() == nil {
+		r.mu.Lock()
+		offline := r.offline
+		r.mu.Unlock()
+		if offline {
+			r.sleep(ctx, -1)
+			continue
+		}
+		l, err := r.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			d := backoff(attempt)
+			attempt++
+			r.log.Warn("connect failed", "err", err, "retry_in", d.Round(time.Millisecond))
+			r.sleep(ctx, d)
+			continue
+		}
+		attempt = 0
+		switch r.serve(ctx, l) {
+		case endStop:
+			r.stopClean(l)
+		case endReboot:
+			r.log.Info("rebooting")
+			r.stopClean(l)
+		case endPowerLoss:
+			r.stopAbrupt(l)
+			r.sleep(ctx, backoff(0)) // booting
+		case endOffline:
+			r.stopAbrupt(l)
+		case endLost:
+			r.detach(l)
+			d := backoff(attempt)
+			attempt++
+			r.log.Warn("connection lost", "retry_in", d.Round(time.Millisecond))
+			r.sleep(ctx, d)
+		}
+	}
+	return nil
+}
+
+// backoff is the wait before the attempt after n failures: exponential from
+// minBackoff to maxBackoff, with "equal jitter" (half fixed, half random),
+// so a thousand readers cut off at once do not come back at once.
+func backoff(n int) time.Duration {
+	d := maxBackoff
+	if n < 16 {
+		d = min(maxBackoff, minBackoff<<n)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d (d < 0: without limit) or until woken or ctx ends.
+func (r *Reader) sleep(ctx context.Context, d time.Duration) {
+	var t <-chan time.Time
+	if d >= 0 {
+		tm := time.NewTimer(d)
+		defer tm.Stop()
+		t = tm.C
+	}
+	select {
+	case <-ctx.Done():
+	case <-r.wake:
+	case <-t:
+	}
+}
+
+// dial opens the socket, keeping it in l.
+func (r *Reader) dial(ctx context.Context, l *link, u *url.URL) (net.Conn, error) {
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: keepAlive}
+	var conn net.Conn
+	var err error
+	switch u.Scheme {
+	case "tcp", "mqtt", "":
+		conn, err = d.DialContext(ctx, "tcp", u.Host)
+	case "tls", "ssl", "mqtts", "tcps":
+		td := &tls.Dialer{NetDialer: d, Config: &tls.Config{ServerName: u.Hostname()}}
+		conn, err = td.DialContext(ctx, "tcp", u.Host)
+	default:
+		return nil, fmt.Errorf("reader: broker scheme %q (tcp or tls)", u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &cutConn{Conn: conn}
+	l.mu.Lock()
+	l.conn = c
+	l.mu.Unlock()
+	return c, nil
+}
+
+// connect makes one connection attempt under a new session number, then
+// subscribes, publishes the birth and starts the event replay.
+func (r *Reader) connect(ctx context.Context) (*link, error) {
+	r.mu.Lock()
+	r.session++
+	l := &link{session: r.session, lost: make(chan struct{})}
+	err := r.saveLocked() // a session number is never reused
+	r.powerLoss, r.reboot = false, false
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	will, err := proto.Encode(&proto.State{V: proto.Version, State: "offline", Session: l.session})
+	if err != nil {
+		return nil, err
+	}
+	stateTopic := r.topics.Device(r.opts.ID, proto.KindState)
+	o := mqtt.NewClientOptions().
+		AddBroker(r.opts.Broker).
+		SetClientID(r.opts.ID).
+		SetUsername(r.opts.ID).
+		SetPassword(r.opts.Secret).
+		SetProtocolVersion(4).
+		SetCleanSession(false).
+		SetOrderMatters(true). // the handler only queues: it never blocks
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetKeepAlive(keepAlive).
+		SetPingTimeout(10*time.Second).
+		SetConnectTimeout(connectTimeout).
+		SetWriteTimeout(10*time.Second).
+		SetBinaryWill(stateTopic, will, 1, true).
+		SetDefaultPublishHandler(r.receive).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
+			r.log.Debug("connection lost", "session", l.session, "err", err)
+			l.markLost()
+		}).
+		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+			return r.dial(ctx, l, u)
+		})
+	l.client = mqtt.NewClient(o)
+	tok := l.client.Connect()
+	select {
+	case <-tok.Done():
+	case <-ctx.Done():
+		l.drop()
+		<-tok.Done()
+	}
+	if err := tok.Error(); err != nil {
+		return nil, fmt.Errorf("reader %s: connect: %w", r.opts.ID, err)
+	}
+	if ctx.Err() != nil {
+		r.stopClean(l)
+		return nil, ctx.Err()
+	}
+	r.mu.Lock()
+	offline := r.offline
+	if !offline {
+		r.cur = l // acknowledgements of queued messages may go out from now on
+	}
+	r.mu.Unlock()
+	if offline { // the network went down while connecting
+		r.stopAbrupt(l)
+		return nil, fmt.Errorf("reader %s: network down", r.opts.ID)
+	}
+
+	filters := map[string]byte{}
+	for _, t := range r.topics.DeviceSubscriptions(r.opts.ID, r.zones) {
+		filters[t] = 1
+	}
+	stok := l.client.SubscribeMultiple(filters, nil)
+	if err := wait(ctx, stok, l, connectTimeout); err != nil {
+		return nil, r.abandon(ctx, l, "subscribe", err)
+	}
+	for t, q := range stok.(*mqtt.SubscribeToken).Result() {
+		if q == 0x80 {
+			r.log.Error("subscription refused", "topic", t)
+		}
+	}
+
+	r.mu.Lock()
+	birth := r.birthLocked(l.session)
+	r.mu.Unlock()
+	if err := wait(ctx, l.client.Publish(stateTopic, 1, true, birth), l, connectTimeout); err != nil {
+		return nil, r.abandon(ctx, l, "birth", err)
+	}
+	r.mu.Lock()
+	if r.cur == l { // not dropped meanwhile
+		r.online = true
+		r.gen++
+		r.sentUpTo = r.ackedLocked() // replay everything not acknowledged
+	}
+	pending := len(r.events)
+	r.mu.Unlock()
+	r.kick(r.evtKick)
+	r.log.Info("online", "session", l.session, "pending_events", pending)
+	return l, nil
+}
+
+// abandon gives up a connection that failed after CONNACK.
+func (r *Reader) abandon(ctx context.Context, l *link, step string, err error) error {
+	if ctx.Err() != nil {
+		r.stopClean(l)
+		return ctx.Err()
+	}
+	r.stopAbrupt(l)
+	return fmt.Errorf("reader %s: %s: %w", r.opts.ID, step, err)
+}
+
+// birthLocked encodes the birth of a session.
+func (r *Reader) birthLocked(session uint64) []byte {
+	_, ok := r.nowLocked()
+	b, err := proto.Encode(&proto.State{V: proto.Version, State: "online", Session: session,
+		Firmware: r.opts.Firmware, Clock: clockWord(ok), Applied: r.applied})
+	if err != nil {
+		panic("reader: birth: " + err.Error()) // every field is ours
+	}
+	return b
+}
+
+// wait waits for a token, the loss of the link, ctx or a timeout. (With a
+// persistent session, paho leaves tokens pending when the connection is
+// lost.)
+func wait(ctx context.Context, tok mqtt.Token, l *link, d time.Duration) error {
+	var t <-chan time.Time
+	if d > 0 {
+		tm := time.NewTimer(d)
+		defer tm.Stop()
+		t = tm.C
+	}
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-l.lost:
+		return errLost
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t:
+		return errTimeout
+	}
+}
+
+// serve waits until the connection l ends, and says why.
+func (r *Reader) serve(ctx context.Context, l *link) ending {
+	for {
+		select {
+		case <-ctx.Done():
+			return endStop
+		case <-l.lost:
+		case <-r.wake:
+		}
+		r.mu.Lock()
+		pl, off, rb := r.powerLoss, r.offline, r.reboot
+		r.powerLoss, r.reboot = false, false
+		r.mu.Unlock()
+		switch {
+		case pl:
+			return endPowerLoss
+		case off:
+			return endOffline
+		case rb:
+			return endReboot
+		}
+		select {
+		case <-l.lost:
+			return endLost
+		default:
+		}
+	}
+}
+
+// detachLocked makes the reader stop using its connection, returning it.
+func (r *Reader) detachLocked() *link {
+	l := r.cur
+	r.cur, r.online = nil, false
+	return l
+}
+
+func (r *Reader) detach(l *link) {
+	r.mu.Lock()
+	if r.cur == l {
+		r.detachLocked()
+	}
+	r.mu.Unlock()
+}
+
+// stopClean publishes the offline state itself, then disconnects: a reader
+// stopped on purpose is seen offline, without relying on the will.
+func (r *Reader) stopClean(l *link) {
+	r.detach(l)
+	off, _ := proto.Encode(&proto.State{V: proto.Version, State: "offline", Session: l.session})
+	tok := l.client.Publish(r.topics.Device(r.opts.ID, proto.KindState), 1, true, off)
+	if err := wait(context.Background(), tok, l, stopTimeout); err != nil {
+		r.log.Warn("offline state not confirmed", "err", err)
+	}
+	l.client.Disconnect(250)
+	r.log.Info("disconnected", "session", l.session)
+}
+
+// stopAbrupt closes the socket without DISCONNECT (the broker publishes the
+// will) and waits for paho to notice.
+func (r *Reader) stopAbrupt(l *link) {
+	r.detach(l)
+	l.drop()
+	select {
+	case <-l.lost:
+	case <-time.After(stopTimeout):
+		r.log.Warn("paho did not report the dropped connection")
+	}
+	l.client.Disconnect(0) // releases paho's workers if they were still up
+	r.log.Info("connection dropped", "session", l.session)
+}
+
+// sendLoop publishes queued events in order, up to maxEventBatch a message,
+// each message after the previous one was acknowledged by the broker.
+func (r *Reader) sendLoop(ctx context.Context) {
+	topic := r.topics.Device(r.opts.ID, proto.KindEvt)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.evtKick:
+		}
+		for ctx.Err() == nil {
+			r.mu.Lock()
+			l, gen := r.cur, r.gen
+			var batch []proto.Event
+			if l != nil && r.online {
+				batch = r.unsentLocked(maxEventBatch)
+			}
+			r.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			b, n := encodeEvents(batch)
+			if n == 0 {
+				r.log.Error("event does not fit a message: skipped", "seq", batch[0].Seq)
+				n = 1
+			} else if err := wait(ctx, l.client.Publish(topic, 1, false, b), l, 0); err != nil {
+				r.log.Debug("events not sent", "err", err)
+				break // the next connection replays them
+			}
+			r.mu.Lock()
+			if r.gen == gen {
+				r.sentUpTo = max(r.sentUpTo, batch[n-1].Seq)
+			}
+			r.mu.Unlock()
+		}
+	}
+}
+
+// encodeEvents encodes as many of events as fit one payload.
+func encodeEvents(events []proto.Event) ([]byte, int) {
+	for n := len(events); n > 0; n /= 2 {
+		b, err := proto.Encode(&proto.Events{V: proto.Version, Events: events[:n]})
+		if err == nil {
+			return b, n
+		}
+		if !errors.Is(err, proto.ErrTooLarge) {
+			return nil, 0
+		}
+	}
+	return nil, 0
+}
+
+// publish sends a message on one of the reader's topics, if connected,
+// without waiting: paho writes in call order, and a lost acknowledgement
+// or sync request is repaired by the protocol (resends, the next birth).
+func (r *Reader) publish(kind string, p proto.Payload) {
+	b, err := proto.Encode(p)
+	if err != nil {
+		r.log.Error("cannot encode", "kind", kind, "err", err)
+		return
+	}
+	r.mu.Lock()
+	l := r.cur
+	r.mu.Unlock()
+	if l == nil {
+		r.log.Debug("not connected: not sent", "kind", kind)
+		return
+	}
+	l.client.Publish(r.topics.Device(r.opts.ID, kind), 1, false, b)
+}

@@ -1,0 +1,56 @@
+// Package reader simulates the device side of onecard's reader fleet
+// protocol (docs/mqtt.md): a gate reader, turnstile or door controller that
+// holds the whitelists of its zones, decides alone when a card is
+// presented, numbers and queues its events, and talks to the server over
+// MQTT, faithfully enough that the fleet service runs unchanged against it.
+// Many readers run in one process (Fleet) for load tests.
+//
+// # Connection
+//
+// Each Reader is one MQTT 3.1.1 client (client id = username = device id)
+// with a persistent session (clean session false), keep-alive 30 s and QoS 1
+// everywhere. Run connects, reconnecting after a loss with jittered
+// exponential backoff from 200 ms to 10 s. Every connection attempt takes a
+// new session number (persisted first), set in the last will
+// {"state":"offline","session":n} retained on dev/<id>/state. Once
+// connected the reader subscribes (proto.Topics.DeviceSubscriptions) and
+// only then publishes its retained birth, so a snapshot the server sends in
+// answer to the birth cannot arrive before the subscription. Then it replays
+// every event not yet acknowledged. A clean stop (Run's context ends, or a
+// reboot command) publishes the offline state itself before DISCONNECT, so
+// a reader going away on purpose is seen offline too; PowerLoss and Offline
+// close the socket without DISCONNECT, and the broker publishes the will.
+//
+// Incoming messages are handled one at a time, in arrival order, by one
+// goroutine per reader: paho's handler only appends them to a queue, so it
+// never blocks. (The client keeps paho's in-order dispatch: with
+// SetOrderMatters(false) paho runs every message on its own goroutine, and
+// changes 2 and 3 arriving back to back could be handled 3 first, which
+// looks like a gap.)
+//
+// # State and persistence
+//
+// The whitelists, the applied sequence of each zone, the session number,
+// the event sequence and queue, the site configuration and the ids of
+// recently run commands are kept in Options.StateFile, as one JSON document
+// written to a temporary file and renamed over the old one (atomic against
+// a crash of the process; Options.Fsync also syncs file and directory,
+// against a crash of the machine). With SaveEvery zero (the default) the
+// file is written after every change and before the reader acts on it: a
+// whitelist change is saved before it is acknowledged, an event before it
+// is published, a command id before the command runs. Writing the whole
+// document costs time proportional to the whitelists; for benchmarks of
+// many readers with large whitelists, SaveEvery > 0 writes at most once per
+// period instead (and at PowerLoss and when Run returns), at the price that
+// a crash of the simulator process itself may lose the last period. An
+// empty StateFile keeps everything in memory.
+//
+// # Faults
+//
+// PowerLoss drops the connection abruptly and loses the clock: until
+// SetClock(true) the reader's time is the last time it saved its state plus
+// its uptime since the power came back, and its events and birth say
+// "clock":"unset". Offline(true) is the network going down: the connection
+// drops and stays down until Offline(false); cards presented meanwhile are
+// still decided and their events queue.
+package reader

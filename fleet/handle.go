@@ -1,0 +1,351 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"onecard/fleet/proto"
+	"onecard/store"
+)
+
+// deviceRow is what handlers need of a device.
+type deviceRow struct {
+	ID       int64 `db:"id"`
+	Disabled bool  `db:"disabled"`
+	Session  int64 `db:"session"`
+	Acked    int64 `db:"events_acked"`
+}
+
+func (s *Service) deviceRow(ctx context.Context, q store.Q, code string) (deviceRow, error) {
+	var d deviceRow
+	err := q.Get(ctx, &d, "SELECT id, disabled, session, events_acked FROM devices WHERE site_id = ? AND code = ?", s.siteID, code)
+	if store.IsNoRows(err) {
+		return d, fmt.Errorf("unknown device %q", code)
+	}
+	return d, err
+}
+
+type zoneRow struct {
+	ID    int64  `db:"id"`
+	Code  string `db:"code"`
+	Seq   int64  `db:"seq"`
+	Acked int64  `db:"acked"`
+}
+
+func (s *Service) deviceZones(ctx context.Context, q store.Q, deviceID int64) ([]zoneRow, error) {
+	var zs []zoneRow
+	err := q.Select(ctx, &zs, `SELECT z.id, z.code, z.seq, dz.acked FROM device_zones dz JOIN zones z ON z.id = dz.zone_id
+		WHERE dz.device_id = ? ORDER BY z.code`, deviceID)
+	return zs, err
+}
+
+// onState handles a birth or a will. A will with an older session than
+// the one known is a late will of an old connection: ignored. A birth is
+// always believed, even with a lower session (a reader replaced or reset
+// loses its counter; it must not be locked out of catch-up for that).
+func (s *Service) onState(ctx context.Context, m message) error {
+	st, err := proto.Decode[proto.State](m.payload)
+	if err != nil {
+		return err
+	}
+	d, err := s.deviceRow(ctx, s.db, m.device)
+	if err != nil {
+		return err
+	}
+	online := st.State == "online"
+	res, err := s.db.Exec(ctx, `UPDATE devices SET online = ?, session = ?, firmware = CASE WHEN ? THEN ? ELSE firmware END,
+		clock_ok = CASE WHEN ? THEN ? ELSE clock_ok END, last_seen_at = ?, updated_at = ?
+		WHERE id = ? AND (? OR session <= ?)`,
+		online && !d.Disabled, st.Session, online, st.Firmware, online, st.Clock == "ok", s.now(), s.now(),
+		d.ID, online, st.Session)
+	if err != nil {
+		return fmt.Errorf("record state: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		s.log.Info("fleet: stale state ignored", "device", m.device, "session", st.Session, "known", d.Session, "state", st.State)
+		return nil
+	}
+	if !online || d.Disabled {
+		return nil
+	}
+	zones, err := s.deviceZones(ctx, s.db, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, z := range zones {
+		applied := int64(st.Applied[z.Code])
+		if applied > z.Seq {
+			// The device claims changes never made (another server's
+			// data, a corrupted file): what it holds is unknown, so it
+			// starts over from a snapshot.
+			if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = 0 WHERE device_id = ? AND zone_id = ?", d.ID, z.ID); err != nil {
+				return err
+			}
+			if err := s.sendSnapshot(ctx, m.device, z.ID, z.Code); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", applied, d.ID, z.ID); err != nil {
+			return err
+		}
+		if err := s.catchUp(ctx, m.device, z, applied); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onAck records a device's cumulative acknowledgement of a zone.
+func (s *Service) onAck(ctx context.Context, m message) error {
+	a, err := proto.Decode[proto.Ack](m.payload)
+	if err != nil {
+		return err
+	}
+	d, err := s.deviceRow(ctx, s.db, m.device)
+	if err != nil {
+		return err
+	}
+	zones, err := s.deviceZones(ctx, s.db, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, z := range zones {
+		if z.Code != a.Zone {
+			continue
+		}
+		if int64(a.Seq) > z.Seq {
+			return fmt.Errorf("ack of %s seq %d, never sent (zone is at %d)", a.Zone, a.Seq, z.Seq)
+		}
+		_, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ? AND acked < ?", a.Seq, d.ID, z.ID, a.Seq)
+		return err
+	}
+	return fmt.Errorf("ack for zone %q, not the device's", a.Zone)
+}
+
+// onSync answers a device that found a gap.
+func (s *Service) onSync(ctx context.Context, m message) error {
+	req, err := proto.Decode[proto.Sync](m.payload)
+	if err != nil {
+		return err
+	}
+	d, err := s.deviceRow(ctx, s.db, m.device)
+	if err != nil {
+		return err
+	}
+	zones, err := s.deviceZones(ctx, s.db, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, z := range zones {
+		if from, ok := req.Zones[z.Code]; ok {
+			if err := s.catchUp(ctx, m.device, z, min(int64(from), z.Seq)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// catchUp brings a device from applied to the zone's current sequence:
+// the missing changes, or a snapshot when it is too far behind.
+func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied int64) error {
+	if applied >= z.Seq {
+		return nil
+	}
+	if z.Seq-applied <= int64(s.resendLimit) {
+		var rows []struct {
+			Seq int64  `db:"seq"`
+			Ops string `db:"ops"`
+		}
+		if err := s.db.Select(ctx, &rows, "SELECT seq, ops FROM wl_changes WHERE zone_id = ? AND seq > ? ORDER BY seq", z.ID, applied); err != nil {
+			return err
+		}
+		if len(rows) > 0 && rows[0].Seq == applied+1 {
+			for _, r := range rows {
+				var ops []proto.Op
+				if err := json.Unmarshal([]byte(r.Ops), &ops); err != nil {
+					return fmt.Errorf("change %s/%d: %w", z.Code, r.Seq, err)
+				}
+				b, err := proto.Encode(&proto.Change{V: proto.Version, Zone: z.Code, Seq: uint64(r.Seq), Ops: ops})
+				if err != nil {
+					return err
+				}
+				if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindWL), b, false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return s.sendSnapshot(ctx, device, z.ID, z.Code)
+}
+
+// sendSnapshot sends a zone's whole whitelist, as of one sequence, in
+// chunks.
+func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64, zone string) error {
+	var opts *sql.TxOptions
+	if s.db.Dialect == store.Postgres {
+		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	x, err := s.db.BeginTxx(ctx, opts)
+	if err != nil {
+		return err
+	}
+	tx := &store.Tx{Tx: x, Dialect: s.db.Dialect}
+	var seq int64
+	var entries []string
+	err = tx.Get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zoneID)
+	if err == nil {
+		err = tx.Select(ctx, &entries, "SELECT entry FROM wl_entries WHERE zone_id = ? ORDER BY card", zoneID)
+	}
+	x.Rollback()
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", zone, err)
+	}
+	id := make([]byte, 6)
+	rand.Read(id)
+	snap := "s" + hex.EncodeToString(id)
+	chunks := (len(entries) + proto.MaxSnapshotEntries - 1) / proto.MaxSnapshotEntries
+	if chunks == 0 {
+		chunks = 1
+	}
+	for c := 0; c < chunks; c++ {
+		part := entries[min(c*proto.MaxSnapshotEntries, len(entries)):min((c+1)*proto.MaxSnapshotEntries, len(entries))]
+		msg := &proto.Snapshot{V: proto.Version, Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, Entries: make([]proto.Entry, len(part))}
+		for i, e := range part {
+			if err := json.Unmarshal([]byte(e), &msg.Entries[i]); err != nil {
+				return err
+			}
+		}
+		b, err := proto.Encode(msg)
+		if err != nil {
+			return err
+		}
+		if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindSnap), b, false); err != nil {
+			return err
+		}
+	}
+	s.log.Info("fleet: snapshot sent", "device", device, "zone", zone, "seq", seq, "entries", len(entries), "chunks", chunks)
+	return nil
+}
+
+// onEvents stores a device's events, each exactly once, and acknowledges
+// the highest sequence up to which the server holds them all.
+func (s *Service) onEvents(ctx context.Context, m message) error {
+	evs, err := proto.Decode[proto.Events](m.payload)
+	if err != nil {
+		return err
+	}
+	var acked int64
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		d, err := s.deviceRow(ctx, tx, m.device)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		for _, e := range evs.Events {
+			res, err := tx.Exec(ctx, `INSERT INTO access_events (device_id, seq, at, received_at, clock_ok, kind, card, zone, reason, data)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`,
+				d.ID, e.Seq, time.UnixMilli(e.At).UTC(), now, e.Clock == "ok", e.Kind, e.Card, e.Zone, e.Reason, e.Data)
+			if err != nil {
+				return fmt.Errorf("store event %d: %w", e.Seq, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				s.stats.Events.Add(1)
+			} else {
+				s.stats.Duplicates.Add(1)
+			}
+		}
+		acked = d.Acked
+		for {
+			var seqs []int64
+			if err := tx.Select(ctx, &seqs, "SELECT seq FROM access_events WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT 500", d.ID, acked); err != nil {
+				return err
+			}
+			advanced := false
+			for _, q := range seqs {
+				if q != acked+1 {
+					break
+				}
+				acked, advanced = q, true
+			}
+			if !advanced || len(seqs) < 500 {
+				break
+			}
+		}
+		if acked > d.Acked {
+			_, err := tx.Exec(ctx, "UPDATE devices SET events_acked = ?, last_seen_at = ? WHERE id = ?", acked, now, d.ID)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if acked == 0 {
+		return nil
+	}
+	b, err := proto.Encode(&proto.EventAck{V: proto.Version, Seq: uint64(acked)})
+	if err != nil {
+		return err
+	}
+	return s.bus.Publish(ctx, s.topics.Device(m.device, proto.KindEvtAck), b, false)
+}
+
+// publishOutbox publishes queued messages in order, marking each sent once
+// the broker has it. A crash between publish and mark sends it again,
+// which devices absorb (a change they hold is only acknowledged again).
+func (s *Service) publishOutbox(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for {
+			var rows []struct {
+				ID       int64  `db:"id"`
+				Topic    string `db:"topic"`
+				Payload  string `db:"payload"`
+				Retained bool   `db:"retained"`
+			}
+			if err := s.db.Select(ctx, &rows, "SELECT id, topic, payload, retained FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 200"); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.log.Warn("fleet: read outbox", "err", err)
+				break
+			}
+			if len(rows) == 0 {
+				break
+			}
+			sent := 0
+			for _, r := range rows {
+				if err := s.bus.Publish(ctx, r.Topic, []byte(r.Payload), r.Retained); err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					s.log.Warn("fleet: publish", "topic", r.Topic, "err", err)
+					break
+				}
+				if _, err := s.db.Exec(ctx, "UPDATE outbox SET sent_at = ? WHERE id = ?", s.now(), r.ID); err != nil {
+					return fmt.Errorf("fleet: mark sent: %w", err)
+				}
+				s.stats.Published.Add(1)
+				sent++
+			}
+			if sent < len(rows) {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.wake:
+		case <-tick.C:
+		}
+	}
+}

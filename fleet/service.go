@@ -1,0 +1,269 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"onecard/devices/broker"
+	"onecard/fault"
+	"onecard/fleet/proto"
+	"onecard/store"
+)
+
+// Bus is the MQTT connection the service uses: QoS 1 publishes that
+// return once the broker has the message, and subscriptions whose handler
+// must not block.
+type Bus interface {
+	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+	Subscribe(filter string, handler func(topic string, payload []byte)) error
+}
+
+// Options configure the service.
+type Options struct {
+	// ServerSecret is onecard's own broker password (embedded broker); a
+	// fresh one per process is fine.
+	ServerSecret string
+	// MonitorSecret enables the read-only monitor user; empty disables it.
+	MonitorSecret string
+	// ResendLimit: a device further behind than this gets a snapshot.
+	ResendLimit int
+	// TimeZone is the site's, sent to devices with the schedules.
+	TimeZone string
+	// Schedules are the named weekly schedules entries may refer to.
+	Schedules map[string][]proto.Segment
+	Log       *slog.Logger
+}
+
+// Service is the fleet of one site.
+type Service struct {
+	db           *store.DB
+	siteID       int64
+	topics       proto.Topics
+	log          *slog.Logger
+	now          func() time.Time
+	serverSecret string
+	serverHash   string
+	monitorHash  string
+	resendLimit  int
+	kick         func(device string)
+	config       proto.Config
+
+	bus   Bus
+	wake  chan struct{} // the outbox has news
+	work  chan message  // received messages, handled in order per device
+	stats Stats
+}
+
+// Stats count what the fleet rejected or did (for /metrics).
+type Stats struct {
+	Rejected   atomic.Int64 // payloads that failed to decode or made no sense
+	Published  atomic.Int64 // outbox messages published
+	Events     atomic.Int64 // events stored (new)
+	Duplicates atomic.Int64 // events received again
+}
+
+// New returns the fleet service of a site.
+func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.ResendLimit == 0 {
+		o.ResendLimit = 1000
+	}
+	if o.TimeZone == "" {
+		o.TimeZone = "Asia/Shanghai"
+	}
+	if o.Schedules == nil {
+		o.Schedules = map[string][]proto.Segment{}
+	}
+	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
+		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
+		wake: make(chan struct{}, 1), work: make(chan message, 4096),
+		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules}}
+	var err error
+	if o.ServerSecret != "" {
+		if s.serverHash, err = broker.HashSecret(o.ServerSecret); err != nil {
+			return nil, err
+		}
+	}
+	if o.MonitorSecret != "" {
+		if s.monitorHash, err = broker.HashSecret(o.MonitorSecret); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Topics returns the site's topic names.
+func (s *Service) Topics() proto.Topics { return s.topics }
+
+// Stats returns the counters.
+func (s *Service) Stats() *Stats { return &s.stats }
+
+// OnDisable sets what to do when a device is disabled (drop its broker
+// connection).
+func (s *Service) OnDisable(kick func(device string)) { s.kick = kick }
+
+// Change records a whitelist change of zone inside tx, the transaction of
+// the card change that caused it, and queues its broadcast in the outbox.
+// It returns the zone's new sequence.
+func (s *Service) Change(ctx context.Context, tx *store.Tx, zone string, ops []proto.Op) (uint64, error) {
+	zid, err := s.EnsureZone(ctx, tx, zone, "")
+	if err != nil {
+		return 0, err
+	}
+	// Taking the sequence with an UPDATE locks the zone's row, so two
+	// changes of one zone commit in sequence order with no gap.
+	if _, err := tx.Exec(ctx, "UPDATE zones SET seq = seq + 1 WHERE id = ?", zid); err != nil {
+		return 0, fmt.Errorf("fleet: zone sequence: %w", err)
+	}
+	var seq uint64
+	if err := tx.Get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zid); err != nil {
+		return 0, fmt.Errorf("fleet: zone sequence: %w", err)
+	}
+	msg := &proto.Change{V: proto.Version, Zone: zone, Seq: seq, Ops: ops}
+	payload, err := proto.Encode(msg)
+	if err != nil {
+		return 0, fault.Invalid("ops", "whitelist_change_invalid")
+	}
+	opsJSON, _ := json.Marshal(ops)
+	now := s.now()
+	if _, err := tx.Exec(ctx, "INSERT INTO wl_changes (zone_id, seq, ops, created_at) VALUES (?, ?, ?, ?)", zid, seq, string(opsJSON), now); err != nil {
+		return 0, fmt.Errorf("fleet: change log: %w", err)
+	}
+	for _, op := range ops {
+		if op.Op == "del" {
+			if _, err := tx.Exec(ctx, "DELETE FROM wl_entries WHERE zone_id = ? AND card = ?", zid, op.Card); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		e, _ := json.Marshal(op.Entry)
+		if _, err := tx.Exec(ctx, `INSERT INTO wl_entries (zone_id, card, entry, seq) VALUES (?, ?, ?, ?)
+			ON CONFLICT (zone_id, card) DO UPDATE SET entry = excluded.entry, seq = excluded.seq`, zid, op.Card, string(e), seq); err != nil {
+			return 0, fmt.Errorf("fleet: whitelist entry: %w", err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "INSERT INTO outbox (topic, payload, retained, created_at) VALUES (?, ?, ?, ?)",
+		s.topics.Zone(zone), string(payload), false, now); err != nil {
+		return 0, fmt.Errorf("fleet: outbox: %w", err)
+	}
+	return seq, nil
+}
+
+// Kick tells the publisher the outbox has news (call after commit).
+func (s *Service) Kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run connects the service to the bus and serves until ctx ends: it
+// publishes the outbox, and handles births, acknowledgements, sync
+// requests and events.
+func (s *Service) Run(ctx context.Context, bus Bus) error {
+	s.bus = bus
+	cfg, err := proto.Encode(&s.config)
+	if err != nil {
+		return fmt.Errorf("fleet: site configuration: %w", err)
+	}
+	if err := bus.Publish(ctx, s.topics.Config(), cfg, true); err != nil {
+		return fmt.Errorf("fleet: publish site configuration: %w", err)
+	}
+	for _, kind := range []string{proto.KindState, proto.KindAck, proto.KindSync, proto.KindEvt} {
+		if err := bus.Subscribe(s.topics.Prefix()+"dev/+/"+kind, s.receive); err != nil {
+			return fmt.Errorf("fleet: subscribe %s: %w", kind, err)
+		}
+	}
+	go s.handle(ctx)
+	go s.sweep(ctx)
+	return s.publishOutbox(ctx)
+}
+
+// sweepEvery is how often devices that are online but behind are sent
+// what they miss. Each change is published once per zone; this is the
+// "keep sending until acknowledged" half, for the rare message a device
+// never got (a publish lost across a broker restart, say).
+const sweepEvery = 5 * time.Second
+
+func (s *Service) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var rows []struct {
+			Device string `db:"device"`
+			zoneRow
+		}
+		err := s.db.Select(ctx, &rows, `SELECT d.code AS device, z.id, z.code, z.seq, dz.acked
+			FROM device_zones dz JOIN devices d ON d.id = dz.device_id JOIN zones z ON z.id = dz.zone_id
+			JOIN wl_changes c ON c.zone_id = z.id AND c.seq = z.seq
+			WHERE d.site_id = ? AND d.online AND NOT d.disabled AND dz.acked < z.seq AND c.created_at < ?`,
+			s.siteID, s.now().Add(-sweepEvery))
+		if err != nil {
+			s.log.Warn("fleet: sweep", "err", err)
+			continue
+		}
+		for _, r := range rows {
+			if err := s.catchUp(ctx, r.Device, r.zoneRow, r.Acked); err != nil {
+				s.log.Warn("fleet: resend", "device", r.Device, "zone", r.Code, "err", err)
+			}
+		}
+	}
+}
+
+// message is a received publish, queued for the handler.
+type message struct {
+	device, kind string
+	payload      []byte
+}
+
+// receive runs on the MQTT client's goroutine: it must not block.
+func (s *Service) receive(topic string, payload []byte) {
+	t, ok := s.topics.Parse(topic)
+	if !ok || t.Device == "" {
+		s.stats.Rejected.Add(1)
+		return
+	}
+	select {
+	case s.work <- message{device: t.Device, kind: t.Kind, payload: append([]byte(nil), payload...)}:
+	default:
+		// The queue is full: the device will resend (its QoS 1 publish,
+		// its unacknowledged events, its next birth), so dropping is safe.
+		s.log.Warn("fleet: receive queue full, message dropped", "device", t.Device, "kind", t.Kind)
+	}
+}
+
+func (s *Service) handle(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-s.work:
+			var err error
+			switch m.kind {
+			case proto.KindState:
+				err = s.onState(ctx, m)
+			case proto.KindAck:
+				err = s.onAck(ctx, m)
+			case proto.KindSync:
+				err = s.onSync(ctx, m)
+			case proto.KindEvt:
+				err = s.onEvents(ctx, m)
+			}
+			if err != nil {
+				s.stats.Rejected.Add(1)
+				s.log.Warn("fleet: message rejected", "device", m.device, "kind", m.kind, "err", err)
+			}
+		}
+	}
+}
