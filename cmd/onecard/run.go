@@ -210,11 +210,12 @@ func serve(args []string, isDemo bool) error {
 	}
 	base := scheme + "://" + ln.Addr().String()
 	if isDemo {
-		printDemo(os.Stdout, base, es.Site(), logins)
+		monitor := ""
 		if fl.Broker != nil {
-			fmt.Printf("  MQTT monitor mosquitto_sub -h %s -p %s -u %s -P %s -t 'onecard/v1/#' -v\n\n",
+			monitor = fmt.Sprintf("mosquitto_sub -h %s -p %s -u %s -P %s -t 'onecard/v1/#' -v",
 				hostOf(fl.Broker.Addr()), portOf(fl.Broker.Addr()), fleet.MonitorUser, fl.MonitorSecret)
 		}
+		printDemo(os.Stdout, base, es.Site(), logins, monitor)
 	}
 	log.Info("onecard serving", "url", base, "db", db.Dialect, "site", es.Site().Code, "version", version)
 	errc := make(chan error, 1)
@@ -247,12 +248,16 @@ func flagOrEnvSet(fs *flag.FlagSet, name string) bool {
 	return set || env || file
 }
 
-func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login) {
+func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login, monitor string) {
 	fmt.Fprintf(w, "\nonecard demo: %s (%s) is running.\n\n", site.Name, site.Code)
 	fmt.Fprintf(w, "  Desk login   %s/login\n", base)
 	fmt.Fprintf(w, "  Health       %s/healthz   %s/readyz\n", base, base)
 	fmt.Fprintf(w, "  Metrics      %s/metrics\n", base)
-	fmt.Fprintf(w, "  API          %s/api/v1/openapi.json\n\n", base)
+	fmt.Fprintf(w, "  API          %s/api/v1/openapi.json\n", base)
+	if monitor != "" {
+		fmt.Fprintf(w, "  MQTT (read)  %s\n", monitor)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  role\tusername\tpassword")
 	for _, l := range logins {
