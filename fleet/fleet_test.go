@@ -48,14 +48,42 @@ type world struct {
 	url     string
 	secrets map[string]string
 	site    string
+	topics  proto.Topics
 }
+
+const serverSecret = "server-secret-for-tests"
 
 // newWorld makes a site with a fleet, its devices, a broker and the
 // service running against it.
 func newWorld(t *testing.T, db *store.DB, embedded bool, devs []fleet.NewDevice) *world {
 	t.Helper()
+	w := setupWorld(t, db, embedded, devs)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	w.startService(t, ctx)
+	return w
+}
+
+// newBenchWorld is newWorld on the embedded broker without the service
+// running yet.
+func newBenchWorld(t testing.TB, db *store.DB, devs []fleet.NewDevice) *world {
+	return setupWorld(t, db, true, devs)
+}
+
+// startService connects the fleet service to the broker and runs it.
+func (w *world) startService(t testing.TB, ctx context.Context) {
+	t.Helper()
+	bus, err := fleet.DialPaho(ctx, w.url, "onecard.server."+w.site, fleet.ServerUser, serverSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(bus.Close)
+	go w.fleet.Run(ctx, bus)
+}
+
+func setupWorld(t testing.TB, db *store.DB, embedded bool, devs []fleet.NewDevice) *world {
+	t.Helper()
+	ctx := context.Background()
 	b := make([]byte, 4)
 	rand.Read(b)
 	site := "t" + hex.EncodeToString(b) // a site of its own on a shared Mosquitto
@@ -63,12 +91,11 @@ func newWorld(t *testing.T, db *store.DB, embedded bool, devs []fleet.NewDevice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const serverSecret = "server-secret-for-tests"
 	fl, err := fleet.New(db, es.Site().ID, site, fleet.Options{ServerSecret: serverSecret, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{db: db, fleet: fl, secrets: map[string]string{}, site: site}
+	w := &world{db: db, fleet: fl, secrets: map[string]string{}, site: site, topics: proto.Topics{Site: site}}
 	for _, d := range devs {
 		_, secret, err := fl.AddDevice(ctx, d)
 		if err != nil {
@@ -90,12 +117,6 @@ func newWorld(t *testing.T, db *store.DB, embedded bool, devs []fleet.NewDevice)
 	} else {
 		w.url = os.Getenv("ONECARD_TEST_MQTT")
 	}
-	bus, err := fleet.DialPaho(ctx, w.url, "onecard.server."+site, fleet.ServerUser, serverSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(bus.Close)
-	go fl.Run(ctx, bus)
 	return w
 }
 
@@ -113,7 +134,7 @@ func (w *world) reader(t *testing.T, id, zone string) *reader.Reader {
 	return r
 }
 
-func (w *world) change(t *testing.T, zone string, ops ...proto.Op) uint64 {
+func (w *world) change(t testing.TB, zone string, ops ...proto.Op) uint64 {
 	t.Helper()
 	var seq uint64
 	err := w.db.Tx(context.Background(), func(tx *store.Tx) error {

@@ -86,6 +86,7 @@ func (s *Service) onState(ctx context.Context, m message) error {
 			if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = 0 WHERE device_id = ? AND zone_id = ?", d.ID, z.ID); err != nil {
 				return err
 			}
+			s.acks.record(dzKey{d.ID, z.ID}, 0, true)
 			if err := s.sendSnapshot(ctx, m.device, z.ID, z.Code); err != nil {
 				return err
 			}
@@ -94,6 +95,7 @@ func (s *Service) onState(ctx context.Context, m message) error {
 		if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", applied, d.ID, z.ID); err != nil {
 			return err
 		}
+		s.acks.record(dzKey{d.ID, z.ID}, applied, true)
 		if err := s.catchUp(ctx, m.device, z, applied); err != nil {
 			return err
 		}
@@ -101,31 +103,30 @@ func (s *Service) onState(ctx context.Context, m message) error {
 	return nil
 }
 
-// onAck records a device's cumulative acknowledgement of a zone.
+// onAck records a device's cumulative acknowledgement of a zone, in
+// memory first (see acks).
 func (s *Service) onAck(ctx context.Context, m message) error {
 	a, err := proto.Decode[proto.Ack](m.payload)
 	if err != nil {
 		return err
 	}
-	d, err := s.deviceRow(ctx, s.db, m.device)
+	info, err := s.deviceInfo(ctx, m.device)
 	if err != nil {
 		return err
 	}
-	zones, err := s.deviceZones(ctx, s.db, d.ID)
+	zid, ok := info.zones[a.Zone]
+	if !ok {
+		return fmt.Errorf("ack for zone %q, not the device's", a.Zone)
+	}
+	sent, err := s.zoneSeqAtLeast(ctx, zid, int64(a.Seq))
 	if err != nil {
 		return err
 	}
-	for _, z := range zones {
-		if z.Code != a.Zone {
-			continue
-		}
-		if int64(a.Seq) > z.Seq {
-			return fmt.Errorf("ack of %s seq %d, never sent (zone is at %d)", a.Zone, a.Seq, z.Seq)
-		}
-		_, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ? AND acked < ?", a.Seq, d.ID, z.ID, a.Seq)
-		return err
+	if !sent {
+		return fmt.Errorf("ack of %s seq %d, never sent", a.Zone, a.Seq)
 	}
-	return fmt.Errorf("ack for zone %q, not the device's", a.Zone)
+	s.acks.record(dzKey{info.id, zid}, int64(a.Seq), false)
+	return nil
 }
 
 // onSync answers a device that found a gap.

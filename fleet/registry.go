@@ -132,6 +132,7 @@ func (s *Service) AddDevice(ctx context.Context, in NewDevice) (Device, string, 
 	if err != nil {
 		return Device{}, "", err
 	}
+	s.acks.forget(in.Code)
 	return out, secret, nil
 }
 
@@ -162,7 +163,28 @@ func (s *Service) device(ctx context.Context, q store.Q, code string) (Device, e
 
 // Device returns one device with its zones.
 func (s *Service) Device(ctx context.Context, code string) (Device, error) {
-	return s.device(ctx, s.db, code)
+	d, err := s.device(ctx, s.db, code)
+	if err == nil {
+		s.overlayAcks(&d)
+	}
+	return d, err
+}
+
+// overlayAcks shows acknowledgements not yet written to the database.
+func (s *Service) overlayAcks(d *Device) {
+	s.acks.mu.Lock()
+	defer s.acks.mu.Unlock()
+	info, ok := s.acks.devices[d.Code]
+	if !ok {
+		return
+	}
+	for i, z := range d.Zones {
+		if zid, ok := info.zones[z.Zone]; ok {
+			if a, ok := s.acks.acked[dzKey{info.id, zid}]; ok {
+				d.Zones[i].Acked = a
+			}
+		}
+	}
 }
 
 // Devices lists every device with its zones.
@@ -189,6 +211,9 @@ func (s *Service) Devices(ctx context.Context) ([]Device, error) {
 			list[i].Zones = append(list[i].Zones, l.ZoneLag)
 		}
 	}
+	for i := range list {
+		s.overlayAcks(&list[i])
+	}
 	return list, nil
 }
 
@@ -207,6 +232,7 @@ func (s *Service) SetDisabled(ctx context.Context, code string, disabled bool) e
 		after.Disabled = disabled
 		return auth.Record(ctx, tx, auth.Entry{Action: "device.set_disabled", Entity: "device", EntityID: code, Before: before, After: after})
 	})
+	s.acks.forget(code)
 	if err == nil && disabled && s.kick != nil {
 		s.kick(code)
 	}

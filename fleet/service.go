@@ -53,6 +53,7 @@ type Service struct {
 	config       proto.Config
 
 	bus   Bus
+	acks  *acks
 	wake  chan struct{} // the outbox has news
 	work  chan message  // received messages, handled in order per device
 	stats Stats
@@ -82,7 +83,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	}
 	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
-		wake: make(chan struct{}, 1), work: make(chan message, 4096),
+		wake: make(chan struct{}, 1), work: make(chan message, 4096), acks: newAcks(),
 		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules}}
 	var err error
 	if o.ServerSecret != "" {
@@ -182,6 +183,7 @@ func (s *Service) Run(ctx context.Context, bus Bus) error {
 	}
 	go s.handle(ctx)
 	go s.sweep(ctx)
+	go s.flushAcks(ctx, 100*time.Millisecond)
 	return s.publishOutbox(ctx)
 }
 

@@ -1,0 +1,143 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"onecard/firmware-sim/reader"
+	"onecard/fleet"
+	"onecard/fleet/proto"
+	"onecard/store"
+	"onecard/store/storetest"
+)
+
+// benchReaders is the fleet size: 100 by default so that go test -bench
+// stays quick; ONECARD_BENCH_READERS=1000 for the recorded run.
+func benchReaders() int {
+	if n, err := strconv.Atoi(os.Getenv("ONECARD_BENCH_READERS")); err == nil && n > 0 {
+		return n
+	}
+	return 100
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// BenchmarkPropagation measures, with N readers in one zone, the time from
+// a whitelist change's commit until every reader has acknowledged it to
+// the server (100 changes), against a floor measured in the same run on
+// the same broker with the same N clients: one publish to the zone topic,
+// each client acknowledging on its own topic, until all acknowledgements
+// have arrived. It reports p50 and p99 of both and the ratio of the p99s.
+func BenchmarkPropagation(b *testing.B) {
+	n := benchReaders()
+	const changes = 100
+	for b.Loop() {
+		db := storetest.SQLite(b)
+		floor, got := propagation(b, db, n, changes)
+		b.ReportMetric(float64(percentile(floor, 0.5).Microseconds())/1000, "floor-p50-ms")
+		b.ReportMetric(float64(percentile(floor, 0.99).Microseconds())/1000, "floor-p99-ms")
+		b.ReportMetric(float64(percentile(got, 0.5).Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(percentile(got, 0.99).Microseconds())/1000, "p99-ms")
+		b.ReportMetric(float64(percentile(got, 0.99))/float64(percentile(floor, 0.99)), "p99-ratio")
+		b.ReportMetric(float64(n), "readers")
+	}
+}
+
+func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	devs := make([]fleet.NewDevice, n)
+	for i := range devs {
+		devs[i] = fleet.NewDevice{Code: fmt.Sprintf("r%04d", i), Kind: "reader", Zones: []string{"gate"}}
+	}
+	w := newBenchWorld(b, db, devs)
+
+	// The floor: N bare clients with the readers' identities, the server's
+	// identity publishing a change-sized message to the zone.
+	payload, _ := proto.Encode(&proto.Change{V: 1, Zone: "gate", Seq: 1, Ops: []proto.Op{put("04A23B1C", 1000001, false)}})
+	var acks atomic.Int64
+	done := make(chan struct{}, 1)
+	server := dialBench(b, w.url, "floor.server", fleet.ServerUser, serverSecret)
+	server.Subscribe(w.topics.Prefix()+"dev/+/ack", 1, func(_ mqtt.Client, _ mqtt.Message) {
+		if acks.Add(1) == int64(n) {
+			done <- struct{}{}
+		}
+	}).Wait()
+	clients := make([]mqtt.Client, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := devs[i].Code
+			c := dialBench(b, w.url, id, id, w.secrets[id])
+			ack, _ := proto.Encode(&proto.Ack{V: 1, Zone: "gate", Seq: 1})
+			c.Subscribe(w.topics.Zone("gate"), 1, func(c mqtt.Client, _ mqtt.Message) {
+				c.Publish(w.topics.Device(id, proto.KindAck), 1, false, ack)
+			}).Wait()
+			clients[i] = c
+		}(i)
+	}
+	wg.Wait()
+	for i := 0; i < changes; i++ {
+		acks.Store(0)
+		start := time.Now()
+		server.Publish(w.topics.Zone("gate"), 1, false, payload).Wait()
+		<-done
+		floor = append(floor, time.Since(start))
+	}
+	for _, c := range clients {
+		c.Disconnect(0)
+	}
+	server.Disconnect(0)
+
+	// onecard: the fleet service and N simulated readers.
+	w.startService(b, ctx)
+	opts := make([]reader.Options, n)
+	for i := range opts {
+		id := devs[i].Code
+		opts[i] = reader.Options{Broker: w.url, Site: w.site, ID: id, Secret: w.secrets[id], Zone: "gate", Log: quiet}
+	}
+	fl, err := reader.StartReaders(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fl.Stop()
+	waitAcked := func(seq uint64) {
+		if err := w.fleet.WaitAcknowledged(ctx, "gate", seq); err != nil {
+			b.Fatal(err)
+		}
+	}
+	seq := w.change(b, "gate", put("04A23B1C", 1000001, false))
+	waitAcked(seq)
+	for i := 0; i < changes; i++ {
+		start := time.Now()
+		seq := w.change(b, "gate", put("04A23B1C", 1000001, i%2 == 0))
+		waitAcked(seq)
+		got = append(got, time.Since(start))
+	}
+	return floor, got
+}
+
+func dialBench(b *testing.B, url, clientID, user, pass string) mqtt.Client {
+	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
+		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(30 * time.Second)
+	c := mqtt.NewClient(o)
+	if t := c.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
+		b.Fatalf("connect %s: %v", clientID, t.Error())
+	}
+	return c
+}
