@@ -167,17 +167,17 @@ func (s *Service) WaitAcknowledged(ctx context.Context, zone string, seq uint64)
 		}
 		keys = append(keys, dzKey{info.id, info.zones[zone]})
 	}
+	// Acknowledgements only grow, so devices found caught up stay so: a
+	// cursor makes the whole wait O(devices), not O(devices × wakeups).
+	i := 0
 	for {
 		s.acks.mu.Lock()
-		behind := 0
-		for _, k := range keys {
-			if s.acks.acked[k] < int64(seq) {
-				behind++
-			}
+		for i < len(keys) && s.acks.acked[keys[i]] >= int64(seq) {
+			i++
 		}
 		changed := s.acks.changed
 		s.acks.mu.Unlock()
-		if behind == 0 {
+		if i == len(keys) {
 			return nil
 		}
 		select {
