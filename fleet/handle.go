@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"onecard/fleet/proto"
@@ -236,67 +237,116 @@ func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64,
 	return nil
 }
 
-// onEvents stores a device's events, each exactly once, and acknowledges
-// the highest sequence up to which the server holds them all.
-func (s *Service) onEvents(ctx context.Context, m message) error {
-	evs, err := proto.Decode[proto.Events](m.payload)
-	if err != nil {
-		return err
+// onEventBatch stores the events of several messages, each exactly once,
+// in one transaction, then acknowledges to each device the highest
+// sequence up to which the server holds all its events.
+func (s *Service) onEventBatch(ctx context.Context, batch []message) {
+	type decoded struct {
+		m    message
+		info *devInfo
+		evs  proto.Events
 	}
-	var acked int64
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		d, err := s.deviceRow(ctx, tx, m.device)
+	var good []decoded
+	for _, m := range batch {
+		evs, err := proto.Decode[proto.Events](m.payload)
 		if err != nil {
-			return err
+			s.reject(m, err)
+			continue
 		}
+		info, err := s.deviceInfo(ctx, m.device)
+		if err != nil {
+			s.reject(m, err)
+			continue
+		}
+		good = append(good, decoded{m, info, evs})
+	}
+	if len(good) == 0 {
+		return
+	}
+	acked := map[string]int64{}
+	var stored, dup int64
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		stored, dup = 0, 0
 		now := s.now()
-		for _, e := range evs.Events {
-			res, err := tx.Exec(ctx, `INSERT INTO access_events (device_id, seq, at, received_at, clock_ok, kind, card, zone, reason, data)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`,
-				d.ID, e.Seq, time.UnixMilli(e.At).UTC(), now, e.Clock == "ok", e.Kind, e.Card, e.Zone, e.Reason, e.Data)
-			if err != nil {
-				return fmt.Errorf("store event %d: %w", e.Seq, err)
+		touched := map[string]int64{} // device code → id
+		for _, d := range good {
+			for _, e := range d.evs.Events {
+				res, err := tx.Exec(ctx, `INSERT INTO access_events (device_id, seq, at, received_at, clock_ok, kind, card, zone, reason, data)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING`,
+					d.info.id, e.Seq, time.UnixMilli(e.At).UTC(), now, e.Clock == "ok", e.Kind, e.Card, e.Zone, e.Reason, e.Data)
+				if err != nil {
+					return fmt.Errorf("store event %d of %s: %w", e.Seq, d.m.device, err)
+				}
+				if n, _ := res.RowsAffected(); n == 1 {
+					stored++
+				} else {
+					dup++
+				}
 			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				s.stats.Events.Add(1)
-			} else {
-				s.stats.Duplicates.Add(1)
-			}
+			touched[d.m.device] = d.info.id
 		}
-		acked = d.Acked
-		for {
-			var seqs []int64
-			if err := tx.Select(ctx, &seqs, "SELECT seq FROM access_events WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT 500", d.ID, acked); err != nil {
+		for code, id := range touched {
+			var prev int64
+			if err := tx.Get(ctx, &prev, "SELECT events_acked FROM devices WHERE id = ?", id); err != nil {
 				return err
 			}
-			advanced := false
-			for _, q := range seqs {
-				if q != acked+1 {
+			a := prev
+			for {
+				var seqs []int64
+				if err := tx.Select(ctx, &seqs, "SELECT seq FROM access_events WHERE device_id = ? AND seq > ? ORDER BY seq LIMIT 500", id, a); err != nil {
+					return err
+				}
+				n := 0
+				for _, q := range seqs {
+					if q != a+1 {
+						break
+					}
+					a, n = q, n+1
+				}
+				if n < 500 {
 					break
 				}
-				acked, advanced = q, true
 			}
-			if !advanced || len(seqs) < 500 {
-				break
+			if a > prev {
+				if _, err := tx.Exec(ctx, "UPDATE devices SET events_acked = ?, last_seen_at = ? WHERE id = ?", a, now, id); err != nil {
+					return err
+				}
 			}
-		}
-		if acked > d.Acked {
-			_, err := tx.Exec(ctx, "UPDATE devices SET events_acked = ?, last_seen_at = ? WHERE id = ?", acked, now, d.ID)
-			return err
+			acked[code] = a
 		}
 		return nil
 	})
 	if err != nil {
-		return err
+		for _, d := range good {
+			s.reject(d.m, err)
+		}
+		return
 	}
-	if acked == 0 {
-		return nil
+	s.stats.Events.Add(stored)
+	s.stats.Duplicates.Add(dup)
+	// Acknowledge every device at once rather than one PUBACK after
+	// another; an acknowledgement that is lost or overtaken is harmless
+	// (they are cumulative, and the device replays what stays pending).
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for code, a := range acked {
+		if a == 0 {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(code string, a int64) {
+			defer func() { <-sem; wg.Done() }()
+			b, err := proto.Encode(&proto.EventAck{V: proto.Version, Seq: uint64(a)})
+			if err == nil {
+				err = s.bus.Publish(ctx, s.topics.Device(code, proto.KindEvtAck), b, false)
+			}
+			if err != nil {
+				s.log.Warn("fleet: event acknowledgement", "device", code, "err", err)
+			}
+		}(code, a)
 	}
-	b, err := proto.Encode(&proto.EventAck{V: proto.Version, Seq: uint64(acked)})
-	if err != nil {
-		return err
-	}
-	return s.bus.Publish(ctx, s.topics.Device(m.device, proto.KindEvtAck), b, false)
+	wg.Wait()
 }
 
 // publishOutbox publishes queued messages in order, marking each sent once

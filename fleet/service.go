@@ -251,21 +251,55 @@ func (s *Service) handle(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-s.work:
-			var err error
-			switch m.kind {
-			case proto.KindState:
-				err = s.onState(ctx, m)
-			case proto.KindAck:
-				err = s.onAck(ctx, m)
-			case proto.KindSync:
-				err = s.onSync(ctx, m)
-			case proto.KindEvt:
-				err = s.onEvents(ctx, m)
+			if m.kind != proto.KindEvt {
+				s.dispatch(ctx, m)
+				continue
 			}
-			if err != nil {
-				s.stats.Rejected.Add(1)
-				s.log.Warn("fleet: message rejected", "device", m.device, "kind", m.kind, "err", err)
+			// Events arrive from many devices at once: store whatever is
+			// queued in one transaction.
+			batch, others := []message{m}, []message(nil)
+		drain:
+			for len(batch) < maxEventBatch {
+				select {
+				case n := <-s.work:
+					if n.kind == proto.KindEvt {
+						batch = append(batch, n)
+					} else {
+						others = append(others, n)
+					}
+				default:
+					break drain
+				}
+			}
+			s.onEventBatch(ctx, batch)
+			for _, o := range others {
+				s.dispatch(ctx, o)
 			}
 		}
 	}
+}
+
+// maxEventBatch caps the event messages stored in one transaction.
+const maxEventBatch = 256
+
+func (s *Service) dispatch(ctx context.Context, m message) {
+	var err error
+	switch m.kind {
+	case proto.KindState:
+		err = s.onState(ctx, m)
+	case proto.KindAck:
+		err = s.onAck(ctx, m)
+	case proto.KindSync:
+		err = s.onSync(ctx, m)
+	case proto.KindEvt:
+		s.onEventBatch(ctx, []message{m})
+	}
+	if err != nil {
+		s.reject(m, err)
+	}
+}
+
+func (s *Service) reject(m message, err error) {
+	s.stats.Rejected.Add(1)
+	s.log.Warn("fleet: message rejected", "device", m.device, "kind", m.kind, "err", err)
 }
