@@ -145,10 +145,21 @@ func (s *Service) onSync(ctx context.Context, m message) error {
 		return err
 	}
 	for _, z := range zones {
-		if from, ok := req.Zones[z.Code]; ok {
-			if err := s.catchUp(ctx, m.device, z, min(int64(from), z.Seq)); err != nil {
+		from, ok := req.Zones[z.Code]
+		if !ok {
+			continue
+		}
+		if from == 0 {
+			// A sync from 0 asks to start over (the resync command, a
+			// device that lost its whitelist): resending changes onto what
+			// it holds would repair nothing.
+			if err := s.sendSnapshot(ctx, m.device, z.ID, z.Code); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := s.catchUp(ctx, m.device, z, min(int64(from), z.Seq)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -100,7 +100,16 @@ func (rt *fleetRuntime) close() {
 		rt.Bus.Close()
 	}
 	if rt.Broker != nil {
-		rt.Broker.Close()
+		// mochi's Close can deadlock when a client connects or leaves at
+		// the same moment (mochi-mqtt/server#488): never let it hold up
+		// the shutdown.
+		done := make(chan struct{})
+		go func() { rt.Broker.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			slog.Warn("mqtt broker did not close in 5 s; exiting anyway")
+		}
 	}
 }
 

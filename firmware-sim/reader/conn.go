@@ -99,8 +99,8 @@ const (
 // events and faults. It returns nil when ctx ends, after publishing the
 // offline state and disconnecting cleanly.
 func (r *Reader) Run(ctx context.Context) error {
-	if _, err := url.Parse(r.opts.Broker); err != nil || r.opts.Broker == "" {
-		return fmt.Errorf("reader %s: broker URL %q: %v", r.opts.ID, r.opts.Broker, err)
+	if u, err := url.Parse(r.opts.Broker); err != nil || u.Host == "" {
+		return fmt.Errorf("reader %s: broker URL %q: want tcp://host:port or tls://host:port", r.opts.ID, r.opts.Broker)
 	}
 	if !r.running.CompareAndSwap(false, true) {
 		return fmt.Errorf("reader %s: already running", r.opts.ID)
@@ -148,6 +148,7 @@ func (r *Reader) Run(ctx context.Context) error {
 		case endReboot:
 			r.log.Info("rebooting")
 			r.stopClean(l)
+			r.sleep(ctx, backoff(0)) // booting
 		case endPowerLoss:
 			r.stopAbrupt(l)
 			r.sleep(ctx, backoff(0)) // booting

@@ -31,11 +31,18 @@ var topics = proto.Topics{Site: site}
 // startBroker runs a mochi broker that lets everyone in, on a free port.
 func startBroker(t testing.TB) string {
 	t.Helper()
+	_, url := startBrokerAt(t, "127.0.0.1:0")
+	return url
+}
+
+// startBrokerAt runs a mochi broker that lets everyone in on addr.
+func startBrokerAt(t testing.TB, addr string) (*mochi.Server, string) {
+	t.Helper()
 	s := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := s.AddHook(new(auth.AllowHook), nil); err != nil {
 		t.Fatal(err)
 	}
-	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: "127.0.0.1:0"})
+	l := listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
 	if err := s.AddListener(l); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +50,7 @@ func startBroker(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { closeBroker(t, s) })
-	return "tcp://" + l.Address()
+	return s, "tcp://" + l.Address()
 }
 
 // closeBroker closes a mochi broker once its clients are gone. Close can
@@ -206,6 +213,25 @@ func (s *server) state(device string, match func(proto.State) bool) proto.State 
 func (s *server) ack(device, zone string, seq uint64) {
 	s.t.Helper()
 	expect[proto.Ack](s, proto.KindAck, device, func(a proto.Ack) bool { return a.Zone == zone && a.Seq == seq })
+}
+
+// states waits for states of a device matching each of preds, in any
+// order: the broker forwards the messages of two connections (an offline
+// state or a will, and the next birth) in no guaranteed order.
+func (s *server) states(device string, preds ...func(proto.State) bool) {
+	s.t.Helper()
+	left := slices.Clone(preds)
+	for len(left) > 0 {
+		expect[proto.State](s, proto.KindState, device, func(st proto.State) bool {
+			for i, p := range left {
+				if p(st) {
+					left = slices.Delete(left, i, i+1)
+					return true
+				}
+			}
+			return false
+		})
+	}
 }
 
 func born(session uint64) func(proto.State) bool {

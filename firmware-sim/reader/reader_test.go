@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"onecard/firmware-sim/reader"
 	"onecard/fleet/proto"
@@ -385,8 +388,11 @@ func TestPowerLoss(t *testing.T) {
 	srv.ack("gate-1", "gate", 1)
 
 	r.PowerLoss()
-	srv.state("gate-1", died(1))
-	st := srv.state("gate-1", born(2))
+	var st proto.State
+	srv.states("gate-1", died(1), func(s proto.State) bool {
+		st = s
+		return born(2)(s)
+	})
 	if st.Clock != "unset" || st.Applied["gate"] != 1 {
 		t.Errorf("birth after power loss: %+v", st)
 	}
@@ -452,8 +458,7 @@ func TestCommands(t *testing.T) {
 	r.SetClock(true)
 
 	srv.send(cmd, &proto.Command{V: 1, ID: "c4", Cmd: "reboot", Expires: later}, false)
-	srv.state("gate-1", died(1)) // a reboot on purpose: the reader says it goes
-	srv.state("gate-1", born(2))
+	srv.states("gate-1", died(1), born(2))                                              // a reboot on purpose: the reader says it goes
 	srv.send(cmd, &proto.Command{V: 1, ID: "c4", Cmd: "reboot", Expires: later}, false) // redelivered: not again
 	barrier()
 	srv.quiet(proto.KindState, "gate-1", 200*time.Millisecond)
@@ -524,4 +529,50 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	if _, err := reader.New(reader.Options{Site: site, ID: "gate-1", Zone: "gate", StateFile: file}); err == nil {
 		t.Error("a corrupt state file was accepted")
 	}
+}
+
+func TestRunRejectsBadBroker(t *testing.T) {
+	for _, b := range []string{"", "127.0.0.1:1883", "::"} {
+		r, err := reader.New(reader.Options{Broker: b, Site: site, ID: "gate-1", Zone: "gate"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Run(context.Background()); err == nil {
+			t.Errorf("Run with broker %q: no error", b)
+		}
+	}
+}
+
+// A reader keeps trying until the broker is there, and comes back by
+// itself when the broker drops it.
+func TestReconnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there yet
+	r, stop := start(t, reader.Options{Broker: "tcp://" + addr, ID: "gate-1", Zone: "gate"})
+	defer stop()                       // before the broker, started later, is closed
+	time.Sleep(400 * time.Millisecond) // a few attempts, backing off
+	if r.Online() {
+		t.Fatal("online without a broker")
+	}
+	s, broker := startBrokerAt(t, addr)
+	srv := newServer(t, broker)
+	st := srv.state("gate-1", func(st proto.State) bool { return st.State == "online" })
+	if st.Session < 2 {
+		t.Errorf("session %d: the failed attempts should have taken numbers", st.Session)
+	}
+	eventually(t, "online", r.Online)
+
+	cl, ok := s.Clients.Get("gate-1")
+	if !ok {
+		t.Fatal("reader not known to the broker")
+	}
+	// (mochi publishes the will of a client it drops only if the drop
+	// interrupts a read, so the will is not awaited here.)
+	s.DisconnectClient(cl, packets.ErrServerShuttingDown)
+	srv.state("gate-1", born(st.Session+1))
+	eventually(t, "online again", r.Online)
 }
