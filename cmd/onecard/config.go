@@ -147,3 +147,17 @@ func lookupEnv(name string) (string, bool, error) {
 var errHelp = flag.ErrHelp
 
 func isHelp(err error) bool { return errors.Is(err, errHelp) }
+
+// splitAction takes the action word of a command with actions ("user add
+// …"). With none, or with --help, it prints usage and returns "" (and an
+// error when nothing was asked).
+func splitAction(args []string, command, usage string) (string, []string, error) {
+	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
+		fmt.Print(usage)
+		if len(args) == 0 {
+			return "", nil, errors.New(command + ": no action given")
+		}
+		return "", nil, nil
+	}
+	return args[0], args[1:], nil
+}

@@ -54,14 +54,10 @@ and site options (--db, --data-dir, --site) as for serve.
 `
 
 func devicesCmd(args []string) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Print(devicesUsage)
-		if len(args) == 0 {
-			return errors.New("devices: no action given")
-		}
-		return nil
+	action, rest, err := splitAction(args, "devices", devicesUsage)
+	if action == "" {
+		return err
 	}
-	action, rest := args[0], args[1:]
 	c := &config{}
 	fs := flag.NewFlagSet("onecard devices "+action, flag.ContinueOnError)
 	id := fs.String("id", "", "device id ([a-z0-9-], e.g. gate-1)")

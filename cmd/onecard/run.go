@@ -310,14 +310,10 @@ strong password is generated and printed once. Database options (--db,
 `
 
 func user(args []string) error {
-	if len(args) == 0 || args[0] == "--help" || args[0] == "-h" {
-		fmt.Print(userUsage)
-		if len(args) == 0 {
-			return errors.New("user: no action given")
-		}
-		return nil
+	action, rest, err := splitAction(args, "user", userUsage)
+	if action == "" {
+		return err
 	}
-	action, rest := args[0], args[1:]
 	c := &config{}
 	fs := flag.NewFlagSet("onecard user "+action, flag.ContinueOnError)
 	username := fs.String("username", "", "staff username")
