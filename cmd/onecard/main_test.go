@@ -357,3 +357,38 @@ func checkDemoReaders(t *testing.T, base string) {
 		t.Errorf("the supervisor's device page does not show the readers online")
 	}
 }
+
+func TestDevicesCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"ONECARD_DATA_DIR=" + dir, "ONECARD_SITE=cuihu"}
+	out, err := run1(t, env, "", "devices", "add", "--id", "gate-1", "--kind", "turnstile", "--zone", "gate,carpark", "--name", "南门闸机1")
+	if err != nil || !strings.Contains(out, "secret:") || !strings.Contains(out, "gate, carpark") {
+		t.Fatalf("devices add: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "devices", "add", "--id", "Gate 2", "--zone", "gate")
+	if err == nil || !strings.Contains(out, "device_id_invalid") {
+		t.Fatalf("bad id: %v\n%s", err, out)
+	}
+	if out, err = run1(t, env, "", "devices", "disable", "--id", "gate-1"); err != nil {
+		t.Fatalf("disable: %v\n%s", err, out)
+	}
+	out, err = run1(t, env, "", "devices", "list")
+	if err != nil || !strings.Contains(out, "gate-1") || !strings.Contains(out, "disabled") || !strings.Contains(out, "gate@0/0") {
+		t.Fatalf("devices list: %v\n%s", err, out)
+	}
+	run1(t, env, "", "devices", "enable", "--id", "gate-1")
+	mq := filepath.Join(dir, "mosquitto")
+	if out, err = run1(t, env, "", "devices", "mosquitto-config", "--dir", mq); err != nil {
+		t.Fatalf("mosquitto-config: %v\n%s", err, out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(mq, "passwd"))
+	acl, _ := os.ReadFile(filepath.Join(mq, "acl"))
+	for _, want := range []string{"gate-1:$7$", "onecard-server:$7$", "monitor:$7$"} {
+		if !strings.Contains(string(passwd), want) {
+			t.Errorf("passwd lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(acl), "onecard/v1/cuihu/zone/carpark/wl") {
+		t.Errorf("acl does not give gate-1 its zones:\n%s", acl)
+	}
+}
