@@ -141,3 +141,113 @@ func dialBench(b *testing.B, url, clientID, user, pass string) mqtt.Client {
 	}
 	return c
 }
+
+// BenchmarkEvents measures access events per second from N readers into
+// the database (each reader taps K cards in a burst; every event is
+// counted stored exactly once), against a floor measured in the same run
+// on the same broker with the same identities: each client publishes K
+// one-event messages at QoS 1 and the server client counts them.
+func BenchmarkEvents(b *testing.B) {
+	n := benchReaders()
+	const k = 50
+	for b.Loop() {
+		db := storetest.SQLite(b)
+		floor, got := eventsRun(b, db, n, k)
+		b.ReportMetric(floor, "floor-events/s")
+		b.ReportMetric(got, "events/s")
+		b.ReportMetric(got/floor, "ratio")
+		b.ReportMetric(float64(n), "readers")
+	}
+}
+
+func eventsRun(b *testing.B, db *store.DB, n, k int) (floor, got float64) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	devs := make([]fleet.NewDevice, n)
+	for i := range devs {
+		devs[i] = fleet.NewDevice{Code: fmt.Sprintf("r%04d", i), Kind: "reader", Zones: []string{"gate"}}
+	}
+	w := newBenchWorld(b, db, devs)
+	total := int64(n * k)
+
+	// Floor: the same identities publish one-event messages at QoS 1.
+	var recv atomic.Int64
+	done := make(chan struct{}, 1)
+	server := dialBench(b, w.url, "floor.server", fleet.ServerUser, serverSecret)
+	server.Subscribe(w.topics.Prefix()+"dev/+/evt", 1, func(_ mqtt.Client, _ mqtt.Message) {
+		if recv.Add(1) == total {
+			done <- struct{}{}
+		}
+	}).Wait()
+	clients := make([]mqtt.Client, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			clients[i] = dialBench(b, w.url, devs[i].Code, devs[i].Code, w.secrets[devs[i].Code])
+		}(i)
+	}
+	wg.Wait()
+	start := time.Now()
+	for i, c := range clients {
+		wg.Add(1)
+		go func(i int, c mqtt.Client) {
+			defer wg.Done()
+			for s := 1; s <= k; s++ {
+				p, _ := proto.Encode(&proto.Events{V: 1, Events: []proto.Event{{Seq: uint64(s), At: time.Now().UnixMilli(), Clock: "ok",
+					Kind: "granted", Card: "04A23B1C", Zone: "gate"}}})
+				c.Publish(w.topics.Device(devs[i].Code, proto.KindEvt), 1, false, p).Wait()
+			}
+		}(i, c)
+	}
+	<-done
+	floor = float64(total) / time.Since(start).Seconds()
+	wg.Wait()
+	for _, c := range clients {
+		c.Disconnect(0)
+	}
+	server.Disconnect(0)
+
+	// onecard: the fleet service and N simulated readers, each tapping K
+	// cards; every event stored once and acknowledged.
+	w.startService(b, ctx)
+	seq := w.change(b, "gate", put("04A23B1C", 1000001, false))
+	opts := make([]reader.Options, n)
+	for i := range opts {
+		id := devs[i].Code
+		opts[i] = reader.Options{Broker: w.url, Site: w.site, ID: id, Secret: w.secrets[id], Zone: "gate", Log: quiet}
+	}
+	fl, err := reader.StartReaders(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fl.Stop()
+	if err := w.fleet.WaitAcknowledged(ctx, "gate", seq); err != nil {
+		b.Fatal(err)
+	}
+	before := w.fleet.Stats().Events.Load()
+	start = time.Now()
+	for _, r := range fl.Readers() {
+		wg.Add(1)
+		go func(r *reader.Reader) {
+			defer wg.Done()
+			for s := 0; s < k; s++ {
+				r.Tap("04A23B1C")
+			}
+		}(r)
+	}
+	wg.Wait()
+	for w.fleet.Stats().Events.Load()-before < total {
+		time.Sleep(time.Millisecond)
+	}
+	got = float64(total) / time.Since(start).Seconds()
+	var stored int64
+	if err := db.Get(ctx, &stored, "SELECT COUNT(*) FROM access_events"); err != nil {
+		b.Fatal(err)
+	}
+	if stored != total || w.fleet.Stats().Duplicates.Load() != 0 {
+		b.Fatalf("%d events stored, %d duplicates; want %d and 0", stored, w.fleet.Stats().Duplicates.Load(), total)
+	}
+	return floor, got
+}
