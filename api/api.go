@@ -59,6 +59,7 @@ func (a *API) Register(app *fiber.App) {
 
 	g.Get("/encoder", web.DirectoryWriters, a.encoder)
 	g.Get("/devices", web.Managers, a.devices)
+	g.Post("/devices/:id/commands", web.Managers, a.deviceCommand)
 
 	g.Get("/audit", web.Managers, a.audit)
 	g.Get("/staff", web.Admins, a.listStaff)
@@ -298,4 +299,21 @@ func (a *API) devices(c *fiber.Ctx) error {
 		devs = []fleet.Device{}
 	}
 	return c.JSON(list[fleet.Device]{Items: devs, Total: len(devs)})
+}
+
+func (a *API) deviceCommand(c *fiber.Ctx) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	var in struct {
+		Cmd string `json:"cmd"`
+	}
+	if err := web.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	cmd, err := a.Fleet.SendCommand(c.UserContext(), c.Params("id"), in.Cmd)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusAccepted).JSON(cmd)
 }

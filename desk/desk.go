@@ -21,6 +21,7 @@ import (
 	"onecard/auth"
 	"onecard/cards"
 	"onecard/estate"
+	"onecard/fault"
 	"onecard/fleet"
 	"onecard/web"
 )
@@ -114,6 +115,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/export", web.Managers, d.export)
 	g.Get("/audit", web.Managers, d.audit)
 	g.Get("/devices", web.Managers, d.devices)
+	g.Post("/devices/:id/command", web.Managers, d.deviceCommand)
 
 	g.Get("/staff", web.Admins, d.staff)
 	g.Post("/staff", web.Admins, d.addStaff)
@@ -134,7 +136,12 @@ func (d *Desk) encoder(c *fiber.Ctx) error {
 }
 
 func (d *Desk) devices(c *fiber.Ctx) error {
-	data := fiber.Map{"Configured": d.Fleet != nil, "Refresh": 5}
+	return d.renderDevices(c, fiber.StatusOK, fiber.Map{"Refresh": 5})
+}
+
+func (d *Desk) renderDevices(c *fiber.Ctx, status int, data fiber.Map) error {
+	data["Configured"] = d.Fleet != nil
+	data["Commands"] = []string{"open", "resync"}
 	if d.Fleet != nil {
 		list, err := d.Fleet.Devices(c.UserContext())
 		if err != nil {
@@ -142,7 +149,23 @@ func (d *Desk) devices(c *fiber.Ctx) error {
 		}
 		data["Devices"] = list
 	}
-	return render(c, fiber.StatusOK, "devices", "devices.title", data)
+	return render(c, status, "devices", "devices.title", data)
+}
+
+func (d *Desk) deviceCommand(c *fiber.Ctx) error {
+	if d.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	code, cmd := c.Params("id"), c.FormValue("cmd")
+	if _, err := d.Fleet.SendCommand(c.UserContext(), code, cmd); err != nil {
+		if !userError(err) {
+			return err
+		}
+		return d.renderDevices(c, web.Status(err), fiber.Map{"Error": message(c, err)})
+	}
+	lang := web.Lang(c)
+	return d.renderDevices(c, fiber.StatusOK, fiber.Map{"Flash": web.T(lang, "flash.command_sent",
+		map[string]any{"cmd": web.T(lang, "devices."+cmd, nil), "device": code})})
 }
 
 func (d *Desk) static(c *fiber.Ctx) error {

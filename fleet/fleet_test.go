@@ -238,3 +238,31 @@ func TestWhitelistReachesReadersAndEventsComeBackOnce(t *testing.T) {
 		})
 	})
 }
+
+func TestCommandsReachTheDevice(t *testing.T) {
+	w := newWorld(t, storetest.SQLite(t), true, []fleet.NewDevice{{Code: "gate-1", Kind: "turnstile", Zones: []string{"gate"}}})
+	g1 := w.reader(t, "gate-1", "gate")
+	eventually(t, "gate-1 online", g1.Online)
+	ctx := context.Background()
+	if _, err := w.fleet.SendCommand(ctx, "gate-1", "open"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the door relay", func() bool { return g1.RelayOpens() == 1 })
+	if _, err := w.fleet.SendCommand(ctx, "gate-1", "unlock-all"); err == nil {
+		t.Fatal("an unknown command was sent")
+	}
+	if _, err := w.fleet.SendCommand(ctx, "gate-9", "open"); err == nil {
+		t.Fatal("a command to an unknown device was sent")
+	}
+	if err := w.fleet.SetDisabled(ctx, "gate-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.fleet.SendCommand(ctx, "gate-1", "open"); err == nil {
+		t.Fatal("a command to a disabled device was sent")
+	}
+	var n int
+	w.db.Get(ctx, &n, "SELECT COUNT(*) FROM audit_log WHERE action = 'device.command'")
+	if n != 1 {
+		t.Fatalf("%d command audit rows, want 1", n)
+	}
+}
