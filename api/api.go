@@ -59,7 +59,10 @@ func (a *API) Register(app *fiber.App) {
 
 	g.Get("/encoder", web.DirectoryWriters, a.encoder)
 	g.Get("/devices", web.Managers, a.devices)
+	g.Post("/devices", web.Managers, a.addDevice)
 	g.Post("/devices/:id/commands", web.Managers, a.deviceCommand)
+	g.Post("/devices/:id/disable", web.Managers, a.disableDevice)
+	g.Post("/devices/:id/enable", web.Managers, a.enableDevice)
 
 	g.Get("/audit", web.Managers, a.audit)
 	g.Get("/staff", web.Admins, a.listStaff)
@@ -316,4 +319,33 @@ func (a *API) deviceCommand(c *fiber.Ctx) error {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(cmd)
+}
+
+func (a *API) addDevice(c *fiber.Ctx) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	var in fleet.NewDevice
+	if err := web.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	d, secret, err := a.Fleet.AddDevice(c.UserContext(), in)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"device": d, "username": d.Code, "secret": secret})
+}
+
+func (a *API) disableDevice(c *fiber.Ctx) error { return a.setDeviceDisabled(c, true) }
+func (a *API) enableDevice(c *fiber.Ctx) error  { return a.setDeviceDisabled(c, false) }
+
+func (a *API) setDeviceDisabled(c *fiber.Ctx, disabled bool) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	if err := a.Fleet.SetDisabled(c.UserContext(), c.Params("id"), disabled); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }

@@ -115,7 +115,10 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/export", web.Managers, d.export)
 	g.Get("/audit", web.Managers, d.audit)
 	g.Get("/devices", web.Managers, d.devices)
+	g.Post("/devices", web.Managers, d.addDevice)
 	g.Post("/devices/:id/command", web.Managers, d.deviceCommand)
+	g.Post("/devices/:id/disable", web.Managers, d.disableDevice)
+	g.Post("/devices/:id/enable", web.Managers, d.enableDevice)
 
 	g.Get("/staff", web.Admins, d.staff)
 	g.Post("/staff", web.Admins, d.addStaff)
@@ -142,6 +145,7 @@ func (d *Desk) devices(c *fiber.Ctx) error {
 func (d *Desk) renderDevices(c *fiber.Ctx, status int, data fiber.Map) error {
 	data["Configured"] = d.Fleet != nil
 	data["Commands"] = []string{"open", "resync"}
+	data["Kinds"] = fleet.Kinds
 	if d.Fleet != nil {
 		list, err := d.Fleet.Devices(c.UserContext())
 		if err != nil {
@@ -150,6 +154,45 @@ func (d *Desk) renderDevices(c *fiber.Ctx, status int, data fiber.Map) error {
 		data["Devices"] = list
 	}
 	return render(c, status, "devices", "devices.title", data)
+}
+
+func (d *Desk) addDevice(c *fiber.Ctx) error {
+	if d.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	form := map[string]string{"id": c.FormValue("id"), "name": c.FormValue("name"), "zones": c.FormValue("zones")}
+	var zones []string
+	for _, z := range strings.Split(form["zones"], ",") {
+		if z = strings.TrimSpace(z); z != "" {
+			zones = append(zones, z)
+		}
+	}
+	dev, secret, err := d.Fleet.AddDevice(c.UserContext(), fleet.NewDevice{Code: strings.TrimSpace(form["id"]), Kind: c.FormValue("kind"), Name: form["name"], Zones: zones})
+	if err != nil {
+		if !userError(err) {
+			return err
+		}
+		return d.renderDevices(c, web.Status(err), fiber.Map{"Error": message(c, err), "Form": form})
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return d.renderDevices(c, fiber.StatusOK, fiber.Map{"NewDevice": dev, "Secret": secret})
+}
+
+func (d *Desk) disableDevice(c *fiber.Ctx) error { return d.setDeviceDisabled(c, true) }
+func (d *Desk) enableDevice(c *fiber.Ctx) error  { return d.setDeviceDisabled(c, false) }
+
+func (d *Desk) setDeviceDisabled(c *fiber.Ctx, disabled bool) error {
+	if d.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	if err := d.Fleet.SetDisabled(c.UserContext(), c.Params("id"), disabled); err != nil {
+		return err
+	}
+	key := "flash.device_enabled"
+	if disabled {
+		key = "flash.device_disabled"
+	}
+	return d.renderDevices(c, fiber.StatusOK, fiber.Map{"Flash": web.T(web.Lang(c), key, nil)})
 }
 
 func (d *Desk) deviceCommand(c *fiber.Ctx) error {

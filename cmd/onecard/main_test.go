@@ -237,7 +237,7 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 				t.Errorf("demo %s: %d", p, res.StatusCode)
 			}
 		}
-		checkDemoReaders(t, "http://"+addr)
+		checkDemoReaders(t, "http://"+addr, i == 0)
 		if i == 0 {
 			checkDemoEncoder(t, "http://"+addr)
 		}
@@ -310,7 +310,7 @@ func checkDemoEncoder(t *testing.T, base string) {
 
 // checkDemoReaders waits for the supervisor's device list to show the
 // demo's six simulated readers online and in step.
-func checkDemoReaders(t *testing.T, base string) {
+func checkDemoReaders(t *testing.T, base string, register bool) {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar}
@@ -318,7 +318,27 @@ func checkDemoReaders(t *testing.T, base string) {
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("demo login: %v %v", res, err)
 	}
+	var login struct {
+		CSRF string `json:"csrf_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&login)
 	res.Body.Close()
+	if register {
+		// The supervisor registers a seventh device, which stays offline.
+		req, _ := http.NewRequest("POST", base+"/api/v1/devices", strings.NewReader(`{"id":"gate-9","kind":"turnstile","zones":["gate"]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-CSRF-Token", login.CSRF)
+		res, err := client.Do(req)
+		if err != nil || res.StatusCode != 201 {
+			t.Fatalf("register a device: %v %v", res, err)
+		}
+		var out struct{ Secret string }
+		json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		if len(out.Secret) < 20 {
+			t.Fatalf("no secret returned: %+v", out)
+		}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		res, err := client.Get(base + "/api/v1/devices")
@@ -339,7 +359,7 @@ func checkDemoReaders(t *testing.T, base string) {
 				online++
 			}
 		}
-		if len(list.Items) == 6 && online == 6 {
+		if len(list.Items) == 7 && online == 6 {
 			break
 		}
 		if time.Now().After(deadline) {
