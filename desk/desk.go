@@ -43,7 +43,9 @@ type Desk struct {
 	Encoder *cards.Station
 	// Fleet is the reader fleet; nil when not running.
 	Fleet *fleet.Service
-	loc   *time.Location
+	// Stopping is closed when the server shuts down, ending live streams.
+	Stopping <-chan struct{}
+	loc      *time.Location
 }
 
 // assetHash is a content hash of the static files, so that assets can be
@@ -116,6 +118,8 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/audit", web.Managers, d.audit)
 	g.Get("/devices", web.Managers, d.devices)
 	g.Post("/devices", web.Managers, d.addDevice)
+	g.Get("/devices/events", web.Managers, d.events)
+	g.Get("/devices/events/stream", web.Managers, d.eventStream)
 	g.Post("/devices/:id/command", web.Managers, d.deviceCommand)
 	g.Post("/devices/:id/disable", web.Managers, d.disableDevice)
 	g.Post("/devices/:id/enable", web.Managers, d.enableDevice)

@@ -276,8 +276,9 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 	}
 	acked := map[string]int64{}
 	var stored, dup int64
+	var fresh []StoredEvent
 	err := s.db.Tx(ctx, func(tx *store.Tx) error {
-		stored, dup = 0, 0
+		stored, dup, fresh = 0, 0, nil
 		now := s.now()
 		touched := map[string]int64{} // device code → id
 		for _, d := range good {
@@ -290,6 +291,8 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 				}
 				if n, _ := res.RowsAffected(); n == 1 {
 					stored++
+					fresh = append(fresh, StoredEvent{Device: d.m.device, Seq: int64(e.Seq), At: time.UnixMilli(e.At).UTC(), ReceivedAt: now,
+						ClockOK: e.Clock == "ok", Kind: e.Kind, Card: e.Card, Zone: e.Zone, Reason: e.Reason, Data: e.Data})
 				} else {
 					dup++
 				}
@@ -335,6 +338,7 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 	}
 	s.stats.Events.Add(stored)
 	s.stats.Duplicates.Add(dup)
+	s.announce(fresh)
 	// Acknowledge every device at once rather than one PUBACK after
 	// another; an acknowledgement that is lost or overtaken is harmless
 	// (they are cumulative, and the device replays what stays pending).

@@ -54,6 +54,7 @@ type Service struct {
 
 	bus   Bus
 	acks  *acks
+	watch watchers
 	wake  chan struct{} // the outbox has news
 	work  chan message  // received messages, handled in order per device
 	stats Stats

@@ -45,6 +45,8 @@ type Deps struct {
 	BrokerUp func() bool
 	// BrokerStats are the embedded broker's counters, if it runs.
 	BrokerStats func() broker.Stats
+	// Stopping is closed when shutdown begins: live streams end.
+	Stopping <-chan struct{}
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -121,7 +123,7 @@ func New(d Deps) (*App, error) {
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet}).Register(app)
-	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet}).Register(app, loc)
+	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

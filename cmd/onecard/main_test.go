@@ -19,9 +19,14 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"onecard/store"
 	"onecard/store/storetest"
 )
+
+// demoMQTT is the broker address the demo under test listens on.
+var demoMQTT string
 
 // The test binary doubles as onecard: run with ONECARD_TEST_MAIN=1 it is
 // the real command, so these tests drive the real process, signals and all.
@@ -206,7 +211,9 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	for i := 0; i < 2; i++ {
 		addr := freeAddr(t)
-		cmd := command(t, nil, "demo", "--addr", addr, "--data-dir", dir, "--mqtt-listen", "127.0.0.1:0")
+		mqttAddr := freeAddr(t)
+		demoMQTT = "tcp://" + mqttAddr
+		cmd := command(t, nil, "demo", "--addr", addr, "--data-dir", dir, "--mqtt-listen", mqttAddr)
 		stdout, _ := cmd.StdoutPipe()
 		var logs strings.Builder
 		cmd.Stderr = &logs
@@ -338,6 +345,7 @@ func checkDemoReaders(t *testing.T, base string, register bool) {
 		if len(out.Secret) < 20 {
 			t.Fatalf("no secret returned: %+v", out)
 		}
+		checkLiveEvents(t, client, base, out.Secret)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -411,4 +419,42 @@ func TestDevicesCommands(t *testing.T) {
 	if !strings.Contains(string(acl), "onecard/v1/cuihu/zone/carpark/wl") {
 		t.Errorf("acl does not give gate-1 its zones:\n%s", acl)
 	}
+}
+
+// checkLiveEvents: the new device gate-9 reports an event over MQTT and
+// the supervisor's live stream shows it, labelled in Chinese.
+func checkLiveEvents(t *testing.T, client *http.Client, base, secret string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/devices/events/stream?device=gate-9", nil)
+	res, err := client.Do(req)
+	if err != nil || res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("event stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	lines := bufio.NewScanner(res.Body)
+	lines.Scan() // ": connected"
+
+	mqttURL := demoMQTT
+	o := mqtt.NewClientOptions().AddBroker(mqttURL).SetClientID("gate-9").SetUsername("gate-9").SetPassword(secret)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("gate-9 connect to %s: %v", mqttURL, tok.Error())
+	}
+	defer c.Disconnect(0)
+	ev := `{"v":1,"events":[{"seq":1,"at":1795690000000,"clock":"ok","kind":"denied","card":"04A23B1C","zone":"gate","reason":"blocked"}]}`
+	if tok := c.Publish("onecard/v1/demo/dev/gate-9/evt", 1, false, ev); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish: %v", tok.Error())
+	}
+	for lines.Scan() {
+		l := lines.Text()
+		if strings.HasPrefix(l, "data: ") {
+			if !strings.Contains(l, `"device":"gate-9"`) || !strings.Contains(l, "已挂失/停用") {
+				t.Fatalf("live event %s", l)
+			}
+			return
+		}
+	}
+	t.Fatalf("no live event arrived: %v", lines.Err())
 }

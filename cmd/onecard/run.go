@@ -182,6 +182,7 @@ func serve(args []string, isDemo bool) error {
 		station = cards.NewStation(c.Encoder)
 		runEncoder(ctx, c, keys, station, log)
 	}
+	stopping := make(chan struct{})
 	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log)
 	if err != nil {
 		return err
@@ -196,7 +197,7 @@ func serve(args []string, isDemo bool) error {
 	}
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
-		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats()})
+		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping})
 	if err != nil {
 		return err
 	}
@@ -233,6 +234,7 @@ func serve(args []string, isDemo bool) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down: letting in-flight requests finish", "timeout", c.ShutdownTimeout)
+	close(stopping)
 	if err := app.ShutdownWithTimeout(c.ShutdownTimeout); err != nil {
 		log.Warn("shutdown", "err", err)
 	}
