@@ -62,6 +62,8 @@ func (a *API) Register(app *fiber.App) {
 	g.Post("/devices", web.Managers, a.addDevice)
 	g.Post("/devices/:id/commands", web.Managers, a.deviceCommand)
 	g.Post("/devices/:id/disable", web.Managers, a.disableDevice)
+	g.Post("/devices/:id/resync", web.Managers, a.startResync)
+	g.Get("/devices/:id/resync", web.Managers, a.resyncProgress)
 	g.Post("/devices/:id/enable", web.Managers, a.enableDevice)
 
 	g.Get("/audit", web.Managers, a.audit)
@@ -348,4 +350,25 @@ func (a *API) setDeviceDisabled(c *fiber.Ctx, disabled bool) error {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (a *API) startResync(c *fiber.Ctx) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	if err := a.Fleet.StartResync(c.UserContext(), c.Params("id")); err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusAccepted)
+}
+
+func (a *API) resyncProgress(c *fiber.Ctx) error {
+	if a.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	r, ok := a.Fleet.ResyncProgress(c.Params("id"))
+	if !ok {
+		return fault.NotFound("resync_not_found")
+	}
+	return c.JSON(fiber.Map{"resync": r, "done": r.Done()})
 }

@@ -121,6 +121,8 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/devices/events", web.Managers, d.events)
 	g.Get("/devices/events/stream", web.Managers, d.eventStream)
 	g.Post("/devices/:id/command", web.Managers, d.deviceCommand)
+	g.Post("/devices/:id/resync", web.Managers, d.startResync)
+	g.Get("/devices/:id/resync", web.Managers, d.resyncPage)
 	g.Post("/devices/:id/disable", web.Managers, d.disableDevice)
 	g.Post("/devices/:id/enable", web.Managers, d.enableDevice)
 
@@ -148,7 +150,7 @@ func (d *Desk) devices(c *fiber.Ctx) error {
 
 func (d *Desk) renderDevices(c *fiber.Ctx, status int, data fiber.Map) error {
 	data["Configured"] = d.Fleet != nil
-	data["Commands"] = []string{"open", "resync"}
+	data["Commands"] = []string{"open"}
 	data["Kinds"] = fleet.Kinds
 	if d.Fleet != nil {
 		list, err := d.Fleet.Devices(c.UserContext())
@@ -197,6 +199,31 @@ func (d *Desk) setDeviceDisabled(c *fiber.Ctx, disabled bool) error {
 		key = "flash.device_disabled"
 	}
 	return d.renderDevices(c, fiber.StatusOK, fiber.Map{"Flash": web.T(web.Lang(c), key, nil)})
+}
+
+func (d *Desk) startResync(c *fiber.Ctx) error {
+	if d.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	if err := d.Fleet.StartResync(c.UserContext(), c.Params("id")); err != nil {
+		return err
+	}
+	return c.Redirect("/devices/"+c.Params("id")+"/resync", fiber.StatusSeeOther)
+}
+
+func (d *Desk) resyncPage(c *fiber.Ctx) error {
+	if d.Fleet == nil {
+		return fault.NotFound("fleet_not_running")
+	}
+	r, ok := d.Fleet.ResyncProgress(c.Params("id"))
+	if !ok {
+		return c.Redirect("/devices", fiber.StatusSeeOther)
+	}
+	data := fiber.Map{"R": r}
+	if !r.Done() {
+		data["Refresh"] = 1
+	}
+	return render(c, fiber.StatusOK, "resync", "resync.title", data)
 }
 
 func (d *Desk) deviceCommand(c *fiber.Ctx) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -264,5 +265,38 @@ func TestCommandsReachTheDevice(t *testing.T) {
 	w.db.Get(ctx, &n, "SELECT COUNT(*) FROM audit_log WHERE action = 'device.command'")
 	if n != 1 {
 		t.Fatalf("%d command audit rows, want 1", n)
+	}
+}
+
+// TestResyncShowsProgress: a supervisor's resync sends a snapshot of a
+// 1,200-card zone in three chunks and is done when the reader acknowledges.
+func TestResyncShowsProgress(t *testing.T) {
+	w := newWorld(t, storetest.SQLite(t), true, []fleet.NewDevice{{Code: "gate-1", Kind: "turnstile", Zones: []string{"gate"}}})
+	var ops []proto.Op
+	for i := 0; i < 1200; i++ {
+		ops = append(ops, put(fmt.Sprintf("04%06X", i), uint64(i+1), false))
+		if len(ops) == 300 {
+			w.change(t, "gate", ops...)
+			ops = nil
+		}
+	}
+	g1 := w.reader(t, "gate-1", "gate")
+	eventually(t, "gate-1 in step", func() bool { return g1.Applied()["gate"] == 4 })
+	if err := w.fleet.StartResync(context.Background(), "gate-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the resync acknowledged", func() bool {
+		r, ok := w.fleet.ResyncProgress("gate-1")
+		return ok && r.Done()
+	})
+	r, _ := w.fleet.ResyncProgress("gate-1")
+	if z := r.Zones[0]; z.Entries != 1200 || z.Sent != 1200 || z.Seq != 4 || z.Percent() != 100 {
+		t.Fatalf("progress %+v", z)
+	}
+	if g1.Whitelist("gate") != 1200 {
+		t.Fatalf("whitelist after resync: %d", g1.Whitelist("gate"))
+	}
+	if err := w.fleet.StartResync(context.Background(), "nope"); err == nil {
+		t.Fatal("resync of an unknown device started")
 	}
 }

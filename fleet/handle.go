@@ -127,6 +127,7 @@ func (s *Service) onAck(ctx context.Context, m message) error {
 		return fmt.Errorf("ack of %s seq %d, never sent", a.Zone, a.Seq)
 	}
 	s.acks.record(dzKey{info.id, zid}, int64(a.Seq), false)
+	s.resyncAcked(m.device, a.Zone, int64(a.Seq))
 	return nil
 }
 
@@ -202,6 +203,11 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 // sendSnapshot sends a zone's whole whitelist, as of one sequence, in
 // chunks.
 func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64, zone string) error {
+	return s.sendSnapshotTracked(ctx, device, zoneID, zone, nil)
+}
+
+// sendSnapshotTracked is sendSnapshot, reporting progress after each chunk.
+func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID int64, zone string, progress func(seq int64, entries, sent int)) error {
 	var opts *sql.TxOptions
 	if s.db.Dialect == store.Postgres {
 		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
@@ -243,6 +249,12 @@ func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64,
 		if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindSnap), b, false); err != nil {
 			return err
 		}
+		if progress != nil {
+			progress(seq, len(entries), min((c+1)*proto.MaxSnapshotEntries, len(entries)))
+		}
+	}
+	if progress != nil && len(entries) == 0 {
+		progress(seq, 0, 0)
 	}
 	s.log.Info("fleet: snapshot sent", "device", device, "zone", zone, "seq", seq, "entries", len(entries), "chunks", chunks)
 	return nil

@@ -52,12 +52,13 @@ type Service struct {
 	kick         func(device string)
 	config       proto.Config
 
-	bus   Bus
-	acks  *acks
-	watch watchers
-	wake  chan struct{} // the outbox has news
-	work  chan message  // received messages, handled in order per device
-	stats Stats
+	bus    Bus
+	acks   *acks
+	watch  watchers
+	resync resyncs
+	wake   chan struct{} // the outbox has news
+	work   chan message  // received messages, handled in order per device
+	stats  Stats
 }
 
 // Stats count what the fleet rejected or did (for /metrics).

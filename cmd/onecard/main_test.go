@@ -375,6 +375,31 @@ func checkDemoReaders(t *testing.T, base string, register bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	if register {
+		// A resync from the console reaches the reader and is acknowledged.
+		req, _ := http.NewRequest("POST", base+"/api/v1/devices/gate-1/resync", nil)
+		req.Header.Set("X-CSRF-Token", login.CSRF)
+		res, err := client.Do(req)
+		if err != nil || res.StatusCode != 202 {
+			t.Fatalf("resync: %v %v", res, err)
+		}
+		res.Body.Close()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			res, err := client.Get(base + "/api/v1/devices/gate-1/resync")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var p struct{ Done bool }
+			json.NewDecoder(res.Body).Decode(&p)
+			res.Body.Close()
+			if p.Done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the resync of gate-1 never finished")
+			}
+		}
+	}
 	res, err = client.Get(base + "/devices")
 	if err != nil {
 		t.Fatal(err)
