@@ -236,15 +236,30 @@ func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID
 	}
 	for c := 0; c < chunks; c++ {
 		part := entries[min(c*proto.MaxSnapshotEntries, len(entries)):min((c+1)*proto.MaxSnapshotEntries, len(entries))]
-		msg := &proto.Snapshot{V: proto.Version, Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, Entries: make([]proto.Entry, len(part))}
-		for i, e := range part {
-			if err := json.Unmarshal([]byte(e), &msg.Entries[i]); err != nil {
-				return err
-			}
-		}
-		b, err := proto.Encode(msg)
+		// The entries were validated when their change was recorded and
+		// are stored as JSON: the chunk is put together from them as they
+		// are, not decoded and encoded again.
+		head, err := json.Marshal(struct {
+			V        int    `json:"v"`
+			Zone     string `json:"zone"`
+			Seq      int64  `json:"seq"`
+			Snapshot string `json:"snapshot"`
+			Chunk    int    `json:"chunk"`
+			Chunks   int    `json:"chunks"`
+		}{proto.Version, zone, seq, snap, c, chunks})
 		if err != nil {
 			return err
+		}
+		b := append(head[:len(head)-1], `,"entries":[`...)
+		for i, e := range part {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, e...)
+		}
+		b = append(b, "]}"...)
+		if len(b) > proto.MaxPayload {
+			return fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
 		}
 		if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindSnap), b, false); err != nil {
 			return err
