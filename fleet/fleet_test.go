@@ -21,8 +21,10 @@ import (
 )
 
 var quiet = func() *slog.Logger {
-	if os.Getenv("FLEET_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if v := os.Getenv("FLEET_TEST_LOG"); v != "" {
+		var lvl slog.Level
+		lvl.UnmarshalText([]byte(v)) // "warn", "info", …; anything else: info
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }()
