@@ -88,18 +88,14 @@ func (s *Service) onState(ctx context.Context, m message) error {
 				return err
 			}
 			s.acks.record(dzKey{d.ID, z.ID}, 0, true)
-			if err := s.sendSnapshot(ctx, m.device, z.ID, z.Code); err != nil {
-				return err
-			}
+			s.snapshotAsync(ctx, m.device, z.ID, z.Code)
 			continue
 		}
 		if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", applied, d.ID, z.ID); err != nil {
 			return err
 		}
 		s.acks.record(dzKey{d.ID, z.ID}, applied, true)
-		if err := s.catchUp(ctx, m.device, z, applied); err != nil {
-			return err
-		}
+		s.catchUpAsync(ctx, m.device, z, applied)
 	}
 	return nil
 }
@@ -154,16 +150,47 @@ func (s *Service) onSync(ctx context.Context, m message) error {
 			// A sync from 0 asks to start over (the resync command, a
 			// device that lost its whitelist): resending changes onto what
 			// it holds would repair nothing.
-			if err := s.sendSnapshot(ctx, m.device, z.ID, z.Code); err != nil {
-				return err
-			}
+			s.snapshotAsync(ctx, m.device, z.ID, z.Code)
 			continue
 		}
-		if err := s.catchUp(ctx, m.device, z, min(int64(from), z.Seq)); err != nil {
-			return err
-		}
+		s.catchUpAsync(ctx, m.device, z, min(int64(from), z.Seq))
 	}
 	return nil
+}
+
+// catchUpAsync runs catchUp off the message handler (resending a thousand
+// changes waits for a thousand PUBACKs), at most one per device at a time:
+// while one runs, another request for the device is dropped, and the
+// sweep retries whatever is still missing afterwards.
+func (s *Service) catchUpAsync(ctx context.Context, device string, z zoneRow, applied int64) {
+	s.background(ctx, device, z.Code, func() error { return s.catchUp(ctx, device, z, applied) })
+}
+
+// snapshotAsync sends a snapshot off the message handler, like catchUpAsync.
+func (s *Service) snapshotAsync(ctx context.Context, device string, zoneID int64, zone string) {
+	s.background(ctx, device, zone, func() error { return s.sendSnapshot(ctx, device, zoneID, zone) })
+}
+
+// background runs one sending job per device and zone at a time.
+func (s *Service) background(ctx context.Context, device, zone string, job func() error) {
+	key := device + "\x00" + zone
+	s.catchMu.Lock()
+	if s.catching[key] {
+		s.catchMu.Unlock()
+		return
+	}
+	s.catching[key] = true
+	s.catchMu.Unlock()
+	go func() {
+		defer func() {
+			s.catchMu.Lock()
+			delete(s.catching, key)
+			s.catchMu.Unlock()
+		}()
+		if err := job(); err != nil && ctx.Err() == nil {
+			s.log.Warn("fleet: sending to a device", "device", device, "zone", zone, "err", err)
+		}
+	}()
 }
 
 // catchUp brings a device from applied to the zone's current sequence:

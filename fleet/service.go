@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,9 +57,12 @@ type Service struct {
 	acks   *acks
 	watch  watchers
 	resync resyncs
-	wake   chan struct{} // the outbox has news
-	work   chan message  // received messages, handled in order per device
-	stats  Stats
+	// catching marks devices with a catch-up in flight (one at a time).
+	catchMu  sync.Mutex
+	catching map[string]bool
+	wake     chan struct{} // the outbox has news
+	work     chan message  // received messages, handled in order per device
+	stats    Stats
 }
 
 // Stats count what the fleet rejected or did (for /metrics).
@@ -67,6 +71,7 @@ type Stats struct {
 	Published  atomic.Int64 // outbox messages published
 	Events     atomic.Int64 // events stored (new)
 	Duplicates atomic.Int64 // events received again
+	Dropped    atomic.Int64 // acknowledgements or events dropped on a full queue
 }
 
 // New returns the fleet service of a site.
@@ -85,7 +90,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	}
 	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
-		wake: make(chan struct{}, 1), work: make(chan message, 4096), acks: newAcks(),
+		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{},
 		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules}}
 	var err error
 	if o.ServerSecret != "" {
@@ -218,9 +223,17 @@ func (s *Service) sweep(ctx context.Context) {
 			continue
 		}
 		for _, r := range rows {
-			if err := s.catchUp(ctx, r.Device, r.zoneRow, r.Acked); err != nil {
-				s.log.Warn("fleet: resend", "device", r.Device, "zone", r.Code, "err", err)
+			// The table can lag the acknowledgements held in memory.
+			if info, err := s.deviceInfo(ctx, r.Device); err == nil {
+				s.acks.mu.Lock()
+				a := s.acks.acked[dzKey{info.id, r.ID}]
+				s.acks.mu.Unlock()
+				if a >= r.Seq {
+					continue
+				}
+				r.Acked = max(r.Acked, a)
 			}
+			s.catchUpAsync(ctx, r.Device, r.zoneRow, r.Acked)
 		}
 	}
 }
@@ -238,12 +251,20 @@ func (s *Service) receive(topic string, payload []byte) {
 		s.stats.Rejected.Add(1)
 		return
 	}
+	m := message{device: t.Device, kind: t.Kind, payload: append([]byte(nil), payload...)}
+	if t.Kind == proto.KindState || t.Kind == proto.KindSync {
+		// A birth or a sync request is not repeated by the device: wait
+		// for room (paho runs each message on its own goroutine, so this
+		// holds up nothing else).
+		s.work <- m
+		return
+	}
 	select {
-	case s.work <- message{device: t.Device, kind: t.Kind, payload: append([]byte(nil), payload...)}:
+	case s.work <- m:
 	default:
-		// The queue is full: the device will resend (its QoS 1 publish,
-		// its unacknowledged events, its next birth), so dropping is safe.
-		s.log.Warn("fleet: receive queue full, message dropped", "device", t.Device, "kind", t.Kind)
+		// The queue is full: the device repeats these (its cumulative
+		// acknowledgements, its unacknowledged events), so dropping is safe.
+		s.stats.Dropped.Add(1)
 	}
 }
 
