@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ type PahoBus struct {
 // DialPaho connects to the broker at url ("tcp://127.0.0.1:1883") as
 // clientID with a persistent session, so messages published to the server
 // while it is down wait for it. Subscriptions are remade on reconnect.
-func DialPaho(ctx context.Context, url, clientID, user, password string) (*PahoBus, error) {
+func DialPaho(ctx context.Context, url, clientID, user, password string, tlsConf ...*tls.Config) (*PahoBus, error) {
 	b := &PahoBus{subs: map[string]mqtt.MessageHandler{}}
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(password).
 		SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(5 * time.Second).
@@ -42,6 +43,9 @@ func DialPaho(ctx context.Context, url, clientID, user, password string) (*PahoB
 				}
 			}()
 		})
+	if len(tlsConf) > 0 && tlsConf[0] != nil {
+		o.SetTLSConfig(tlsConf[0])
+	}
 	b.c = mqtt.NewClient(o)
 	t := b.c.Connect()
 	select {

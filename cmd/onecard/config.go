@@ -37,6 +37,8 @@ type config struct {
 	MQTTUser        string
 	MQTTPassword    string
 	MonitorPassword string
+	MQTTTLSCert     string
+	MQTTTLSKey      string
 	// mqttListenFallback lets the demo take any free port when the
 	// default MQTT port is taken.
 	mqttListenFallback bool
@@ -83,6 +85,8 @@ func options(c *config) []option {
 		{"mqtt-listen", "address of the embedded MQTT broker", str(&c.MQTTListen, "127.0.0.1:1883")},
 		{"mqtt-user", "onecard's username on an external broker", str(&c.MQTTUser, "onecard-server")},
 		{"mqtt-password", "onecard's password on an external broker (use ONECARD_MQTT_PASSWORD_FILE)", str(&c.MQTTPassword, "")},
+		{"mqtt-tls-cert", "TLS certificate file for the embedded MQTT broker (devices then use tls://)", str(&c.MQTTTLSCert, "")},
+		{"mqtt-tls-key", "TLS private key file for the embedded MQTT broker", str(&c.MQTTTLSKey, "")},
 		{"monitor-password", "password of the read-only 'monitor' user of the embedded broker (default: random, logged)", str(&c.MonitorPassword, "")},
 		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -56,7 +58,15 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 	rt.Service = svc
 	rt.URL = c.MQTT
 	if c.MQTT == "" {
-		br, err := broker.New(broker.Options{Addr: c.MQTTListen, Site: siteCode, Auth: svc, Log: log.With("part", "broker")})
+		var tlsConf *tls.Config
+		if c.MQTTTLSCert != "" || c.MQTTTLSKey != "" {
+			cert, err := tls.LoadX509KeyPair(c.MQTTTLSCert, c.MQTTTLSKey)
+			if err != nil {
+				return nil, fmt.Errorf("mqtt TLS certificate: %w", err)
+			}
+			tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		br, err := broker.New(broker.Options{Addr: c.MQTTListen, TLS: tlsConf, Site: siteCode, Auth: svc, Log: log.With("part", "broker")})
 		if err != nil {
 			return nil, err
 		}
@@ -67,7 +77,7 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 			// The demo makes do with any free port (a system Mosquitto
 			// often holds 1883).
 			log.Info("mqtt port taken, using a free one", "wanted", c.MQTTListen, "err", err)
-			if br, err = broker.New(broker.Options{Addr: "127.0.0.1:0", Site: siteCode, Auth: svc, Log: log.With("part", "broker")}); err != nil {
+			if br, err = broker.New(broker.Options{Addr: "127.0.0.1:0", TLS: tlsConf, Site: siteCode, Auth: svc, Log: log.With("part", "broker")}); err != nil {
 				return nil, err
 			}
 			if err := br.Start(); err != nil {
@@ -77,10 +87,13 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 		svc.OnDisable(br.Disconnect)
 		rt.Broker = br
 		rt.URL = "tcp://" + br.Addr()
+		if tlsConf != nil {
+			rt.URL = "tls://" + br.Addr()
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	bus, err := fleet.DialPaho(dctx, rt.URL, "onecard.server."+siteCode, user, serverSecret)
+	bus, err := fleet.DialPaho(dctx, rt.URL, "onecard.server."+siteCode, user, serverSecret, rt.clientTLS(c))
 	if err != nil {
 		rt.close()
 		return nil, err
@@ -167,4 +180,17 @@ func (rt *fleetRuntime) brokerStats() func() broker.Stats {
 		return nil
 	}
 	return rt.Broker.Stats
+}
+
+// clientTLS is how onecard itself connects to its embedded broker over
+// TLS: trusting the broker's own certificate (it is the same process).
+func (rt *fleetRuntime) clientTLS(c *config) *tls.Config {
+	if c.MQTT != "" || c.MQTTTLSCert == "" {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(c.MQTTTLSCert); err == nil {
+		pool.AppendCertsFromPEM(pem)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: hostOf(rt.Broker.Addr())}
 }

@@ -78,7 +78,7 @@ func run(args []string) error {
 var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time-zone", "log-level", "log-format",
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
-	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "monitor-password"}
+	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level
