@@ -67,10 +67,11 @@ func newWorld(t *testing.T, db *store.DB, embedded bool, devs []fleet.NewDevice)
 	return w
 }
 
-// newBenchWorld is newWorld on the embedded broker without the service
-// running yet.
+// newBenchWorld is newWorld without the service running yet: on the
+// embedded broker, or on the Mosquitto at ONECARD_TEST_MQTT when
+// ONECARD_BENCH_BROKER=mosquitto.
 func newBenchWorld(t testing.TB, db *store.DB, devs []fleet.NewDevice) *world {
-	return setupWorld(t, db, true, devs)
+	return setupWorld(t, db, os.Getenv("ONECARD_BENCH_BROKER") != "mosquitto", devs)
 }
 
 // startService connects the fleet service to the broker and runs it.
