@@ -3,6 +3,7 @@ package estate
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -198,7 +199,7 @@ func (in *PersonInput) Normalize() error {
 	}
 	in.Phone = p
 	in.IDType = strings.TrimSpace(in.IDType)
-	if !contains(IDTypes, in.IDType) {
+	if !slices.Contains(IDTypes, in.IDType) {
 		return fault.Invalid("id_type", "id_type_invalid")
 	}
 	in.IDLast4 = strings.ToUpper(strings.TrimSpace(norm.NFKC.String(in.IDLast4)))
@@ -269,13 +270,4 @@ func ParseDate(field, s string) (string, error) {
 		}
 	}
 	return "", fault.Invalid(field, "date_invalid", "value", s)
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

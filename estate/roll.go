@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -784,7 +785,7 @@ func (c *rollCheck) row(r RollRow) {
 	}
 	personOK := len(errs) == 0
 	role := lookupCode(roleCodes, r.Role)
-	if !contains([]string{Owner, Family, Tenant}, role) {
+	if !slices.Contains([]string{Owner, Family, Tenant}, role) {
 		c.bad(line, "role", "occupancy_role_invalid", "value", strings.TrimSpace(r.Role))
 		role = ""
 	}
@@ -925,7 +926,7 @@ func (c *rollCheck) sameOccupancy(line int, o Occupancy, move MoveIn, movedGiven
 	if s := deref(o.LeaseEnd); move.LeaseEnd != "" && move.LeaseEnd != s {
 		differ("lease_end", s, move.LeaseEnd)
 	}
-	if s := deref(o.ConsentMethod); contains(ConsentMethods, move.ConsentMethod) && move.ConsentMethod != s {
+	if s := deref(o.ConsentMethod); slices.Contains(ConsentMethods, move.ConsentMethod) && move.ConsentMethod != s {
 		differ("consent_method", s, move.ConsentMethod)
 	}
 }

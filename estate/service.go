@@ -3,6 +3,7 @@ package estate
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -421,7 +422,7 @@ func (s *Service) moveIn(ctx context.Context, tx *store.Tx, unitCode string, in 
 	if err != nil {
 		return Occupancy{}, err
 	}
-	if !contains([]string{Owner, Family, Tenant}, in.Role) {
+	if !slices.Contains([]string{Owner, Family, Tenant}, in.Role) {
 		return Occupancy{}, fault.Invalid("role", "occupancy_role_invalid")
 	}
 	movedIn := s.Today()
@@ -531,7 +532,7 @@ func checkTenancy(leaseStart, leaseEnd, consentMethod, note string) (string, str
 	if err1 == nil && err2 == nil && le <= ls {
 		errs = append(errs, fault.Invalid("lease_end", "lease_end_before_start"))
 	}
-	if !contains(ConsentMethods, consentMethod) {
+	if !slices.Contains(ConsentMethods, consentMethod) {
 		errs = append(errs, fault.Invalid("consent_method", "tenant_needs_consent"))
 	} else if consentMethod == "phone" && strings.TrimSpace(note) == "" {
 		// A phone consent is only a record if it says who was called when.

@@ -22,11 +22,57 @@ import (
 
 // benchReaders is the fleet size: 100 by default so that go test -bench
 // stays quick; ONECARD_BENCH_READERS=1000 for the recorded run.
-func benchReaders() int {
-	if n, err := strconv.Atoi(os.Getenv("ONECARD_BENCH_READERS")); err == nil && n > 0 {
+func benchReaders() int { return envInt("ONECARD_BENCH_READERS", 100) }
+
+// envInt reads a positive size from the environment.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
-	return 100
+	return def
+}
+
+// benchDevices are n readers r0000… in one zone.
+func benchDevices(n int, zone string) []fleet.NewDevice {
+	devs := make([]fleet.NewDevice, n)
+	for i := range devs {
+		devs[i] = fleet.NewDevice{Code: fmt.Sprintf("r%04d", i), Kind: "reader", Zones: []string{zone}}
+	}
+	return devs
+}
+
+// dialAs connects bare clients with the devices' identities, in parallel;
+// setup, if given, runs on each before it counts as connected.
+func (w *world) dialAs(b *testing.B, devs []fleet.NewDevice, setup func(c mqtt.Client, id string)) []mqtt.Client {
+	clients := make([]mqtt.Client, len(devs))
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id := devs[i].Code
+			c := dialBench(b, w.url, id, id, w.secrets[id])
+			if setup != nil {
+				setup(c, id)
+			}
+			clients[i] = c
+		}(i)
+	}
+	wg.Wait()
+	return clients
+}
+
+// startBenchReaders runs a simulated reader for each device, guarding zone.
+func (w *world) startBenchReaders(b *testing.B, ctx context.Context, devs []fleet.NewDevice, zone string) *reader.Fleet {
+	opts := make([]reader.Options, len(devs))
+	for i, d := range devs {
+		opts[i] = reader.Options{Broker: w.url, Site: w.site, ID: d.Code, Secret: w.secrets[d.Code], Zone: zone, Log: quiet}
+	}
+	fl, err := reader.StartReaders(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fl
 }
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -59,10 +105,7 @@ func BenchmarkPropagation(b *testing.B) {
 func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.Duration) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	devs := make([]fleet.NewDevice, n)
-	for i := range devs {
-		devs[i] = fleet.NewDevice{Code: fmt.Sprintf("r%04d", i), Kind: "reader", Zones: []string{"gate"}}
-	}
+	devs := benchDevices(n, "gate")
 	w := newBenchWorld(b, db, devs)
 
 	// The floor: N bare clients with the readers' identities, the server's
@@ -76,22 +119,12 @@ func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.
 			done <- struct{}{}
 		}
 	}).Wait()
-	clients := make([]mqtt.Client, n)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			id := devs[i].Code
-			c := dialBench(b, w.url, id, id, w.secrets[id])
-			ack, _ := proto.Encode(&proto.Ack{V: 1, Zone: "gate", Seq: 1})
-			c.Subscribe(w.topics.Zone("gate"), 1, func(c mqtt.Client, _ mqtt.Message) {
-				c.Publish(w.topics.Device(id, proto.KindAck), 1, false, ack)
-			}).Wait()
-			clients[i] = c
-		}(i)
-	}
-	wg.Wait()
+	ack, _ := proto.Encode(&proto.Ack{V: 1, Zone: "gate", Seq: 1})
+	clients := w.dialAs(b, devs, func(c mqtt.Client, id string) {
+		c.Subscribe(w.topics.Zone("gate"), 1, func(c mqtt.Client, _ mqtt.Message) {
+			c.Publish(w.topics.Device(id, proto.KindAck), 1, false, ack)
+		}).Wait()
+	})
 	for i := 0; i < changes; i++ {
 		acks.Store(0)
 		start := time.Now()
@@ -106,15 +139,7 @@ func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.
 
 	// onecard: the fleet service and N simulated readers.
 	w.startService(b, ctx)
-	opts := make([]reader.Options, n)
-	for i := range opts {
-		id := devs[i].Code
-		opts[i] = reader.Options{Broker: w.url, Site: w.site, ID: id, Secret: w.secrets[id], Zone: "gate", Log: quiet}
-	}
-	fl, err := reader.StartReaders(ctx, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fl := w.startBenchReaders(b, ctx, devs, "gate")
 	defer fl.Stop()
 	waitAcked := func(seq uint64) {
 		if err := w.fleet.WaitAcknowledged(ctx, "gate", seq); err != nil {
@@ -163,10 +188,7 @@ func BenchmarkEvents(b *testing.B) {
 func eventsRun(b *testing.B, db *store.DB, n, k int) (floor, got float64) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	devs := make([]fleet.NewDevice, n)
-	for i := range devs {
-		devs[i] = fleet.NewDevice{Code: fmt.Sprintf("r%04d", i), Kind: "reader", Zones: []string{"gate"}}
-	}
+	devs := benchDevices(n, "gate")
 	w := newBenchWorld(b, db, devs)
 	total := int64(n * k)
 
@@ -179,16 +201,8 @@ func eventsRun(b *testing.B, db *store.DB, n, k int) (floor, got float64) {
 			done <- struct{}{}
 		}
 	}).Wait()
-	clients := make([]mqtt.Client, n)
+	clients := w.dialAs(b, devs, nil)
 	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			clients[i] = dialBench(b, w.url, devs[i].Code, devs[i].Code, w.secrets[devs[i].Code])
-		}(i)
-	}
-	wg.Wait()
 	start := time.Now()
 	for i, c := range clients {
 		wg.Add(1)
@@ -213,15 +227,7 @@ func eventsRun(b *testing.B, db *store.DB, n, k int) (floor, got float64) {
 	// cards; every event stored once and acknowledged.
 	w.startService(b, ctx)
 	seq := w.change(b, "gate", put("04A23B1C", 1000001, false))
-	opts := make([]reader.Options, n)
-	for i := range opts {
-		id := devs[i].Code
-		opts[i] = reader.Options{Broker: w.url, Site: w.site, ID: id, Secret: w.secrets[id], Zone: "gate", Log: quiet}
-	}
-	fl, err := reader.StartReaders(ctx, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
+	fl := w.startBenchReaders(b, ctx, devs, "gate")
 	defer fl.Stop()
 	if err := w.fleet.WaitAcknowledged(ctx, "gate", seq); err != nil {
 		b.Fatal(err)

@@ -3,8 +3,6 @@ package fleet_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,13 +15,6 @@ import (
 	"onecard/store"
 	"onecard/store/storetest"
 )
-
-func envInt(name string, def int) int {
-	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
-		return n
-	}
-	return def
-}
 
 // BenchmarkCatchUp measures two catch-ups on the embedded broker, each
 // against a floor in the same run: the same messages (count and sizes)

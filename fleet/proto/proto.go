@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -282,28 +283,19 @@ type Event struct {
 	Data   string `json:"data,omitempty"`
 }
 
-func in(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func (e *Event) validate() error {
 	switch {
 	case e.Seq == 0:
 		return invalid("event seq 0")
 	case e.Clock != "ok" && e.Clock != "unset":
 		return invalid("event %d clock %q", e.Seq, e.Clock)
-	case !in(EventKinds, e.Kind):
+	case !slices.Contains(EventKinds, e.Kind):
 		return invalid("event %d kind %q", e.Seq, e.Kind)
 	case e.Card != "" && !ValidCard(e.Card):
 		return invalid("event %d card %q", e.Seq, e.Card)
 	case e.Zone != "" && !ValidID(e.Zone):
 		return invalid("event %d zone %q", e.Seq, e.Zone)
-	case (e.Kind == "denied") != (e.Reason != ""), e.Reason != "" && !in(DenyReasons, e.Reason):
+	case (e.Kind == "denied") != (e.Reason != ""), e.Reason != "" && !slices.Contains(DenyReasons, e.Reason):
 		return invalid("event %d reason %q for %s", e.Seq, e.Reason, e.Kind)
 	case len(e.Data) > 1024:
 		return invalid("event %d data too long", e.Seq)
@@ -361,7 +353,7 @@ type Command struct {
 
 func (p *Command) version() int { return p.V }
 func (p *Command) validate() error {
-	if !in(Commands, p.Cmd) || p.Expires <= 0 || p.ID == "" || len(p.ID) > 64 || strings.ContainsAny(p.ID, "/#+") {
+	if !slices.Contains(Commands, p.Cmd) || p.Expires <= 0 || p.ID == "" || len(p.ID) > 64 || strings.ContainsAny(p.ID, "/#+") {
 		return invalid("command %q id %q", p.Cmd, p.ID)
 	}
 	return nil
