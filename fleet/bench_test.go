@@ -24,6 +24,11 @@ import (
 // stays quick; ONECARD_BENCH_READERS=1000 for the recorded run.
 func benchReaders() int { return envInt("ONECARD_BENCH_READERS", 100) }
 
+// benchCards is the number of active cards on the zone's whitelist, which
+// every reader holds before changes are measured: 1,000 by default;
+// ONECARD_BENCH_CARDS=50000 for the recorded run.
+func benchCards() int { return envInt("ONECARD_BENCH_CARDS", 1000) }
+
 // envInt reads a positive size from the environment.
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
@@ -99,6 +104,7 @@ func BenchmarkPropagation(b *testing.B) {
 		b.ReportMetric(float64(percentile(got, 0.99).Microseconds())/1000, "p99-ms")
 		b.ReportMetric(float64(percentile(got, 0.99))/float64(percentile(floor, 0.99)), "p99-ratio")
 		b.ReportMetric(float64(n), "readers")
+		b.ReportMetric(float64(benchCards()), "cards")
 	}
 }
 
@@ -137,10 +143,18 @@ func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.
 	}
 	server.Disconnect(0)
 
-	// onecard: the fleet service and N simulated readers.
+	// onecard: the fleet service and N simulated readers, each of which
+	// first gets the zone's whitelist of active cards in a snapshot.
+	cards := benchCards()
+	preload(b, db, w, "gate", cards)
 	w.startService(b, ctx)
 	fl := w.startBenchReaders(b, ctx, devs, "gate")
 	defer fl.Stop()
+	for _, r := range fl.Readers() {
+		for r.Whitelist("gate") != cards {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	waitAcked := func(seq uint64) {
 		if err := w.fleet.WaitAcknowledged(ctx, "gate", seq); err != nil {
 			b.Fatal(err)

@@ -303,3 +303,57 @@ func TestResyncShowsProgress(t *testing.T) {
 		t.Fatal("resync of an unknown device started")
 	}
 }
+
+// TestSnapshotOnBothDatabases sends a zone of more than one page of
+// entries (each page is joined by the database) as a snapshot, on SQLite
+// and PostgreSQL, including an entry stored by an earlier version as JSON,
+// which the service rewrites in row form when it starts.
+func TestSnapshotOnBothDatabases(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := setupWorld(t, db, true, []fleet.NewDevice{{Code: "gate-1", Kind: "reader", Zones: []string{"gate"}}})
+		const n = 5300
+		var ops []proto.Op
+		for i := 0; i < n; i++ {
+			ops = append(ops, put(fmt.Sprintf("04%06X", i), uint64(i+1), i%7 == 0))
+			if len(ops) == 500 || i == n-1 {
+				w.change(t, "gate", ops...)
+				ops = nil
+			}
+		}
+		ctx := context.Background()
+		var zid int64
+		if err := db.Get(ctx, &zid, "SELECT id FROM zones WHERE code = ?", "gate"); err != nil {
+			t.Fatal(err)
+		}
+		legacy := `{"card":"05AABBCC","no":77,"from":10,"until":4102444800,"sched":"always","blocked":true}`
+		if _, err := db.Exec(ctx, "INSERT INTO wl_entries (zone_id, card, entry, seq) VALUES (?, ?, ?, 1)", zid, "05AABBCC", legacy); err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		w.startService(t, sctx)
+		eventually(t, "the legacy entry rewritten", func() bool {
+			var row string
+			db.Get(ctx, &row, "SELECT entry FROM wl_entries WHERE card = ?", "05AABBCC")
+			return row == "05AABBCC,77,10,4102444800,always,1"
+		})
+		g1 := w.reader(t, "gate-1", "gate")
+		eventually(t, "the changes applied", func() bool { return g1.Applied()["gate"] == 11 })
+		if err := w.fleet.StartResync(ctx, "gate-1"); err != nil { // a snapshot
+			t.Fatal(err)
+		}
+		eventually(t, "the snapshot applied", func() bool { return g1.Whitelist("gate") == n+1 })
+		if e, ok := g1.Entry("gate", "05AABBCC"); !ok || e.No != 77 || !e.Blocked {
+			t.Fatalf("legacy entry on the reader: %+v %v", e, ok)
+		}
+		if e, ok := g1.Entry("gate", fmt.Sprintf("04%06X", 5299)); !ok || e.No != 5300 || !e.Blocked { // 5299 = 7 × 757
+			t.Fatalf("last entry on the reader: %+v %v", e, ok)
+		}
+		if d := g1.Tap("040014B2"); !d.Granted { // 5298
+			t.Fatalf("tap of 5298: %+v", d)
+		}
+		if d := g1.Tap("040014B3"); d.Granted || d.Reason != "blocked" {
+			t.Fatalf("tap of 5299: %+v", d)
+		}
+	})
+}

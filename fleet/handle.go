@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -153,9 +155,35 @@ func (s *Service) onSync(ctx context.Context, m message) error {
 			s.snapshotAsync(ctx, m.device, z.ID, z.Code)
 			continue
 		}
+		if s.justSnapped(m.device, z.Code, z.Seq) {
+			// A device that missed changes while a snapshot was on its way
+			// (a persistent session's queue running out, say) asks for
+			// what the snapshot brings anyway.
+			s.log.Debug("fleet: sync answered by the snapshot just sent", "device", m.device, "zone", z.Code)
+			continue
+		}
 		s.catchUpAsync(ctx, m.device, z, min(int64(from), z.Seq))
 	}
 	return nil
+}
+
+// snapSent is a snapshot sent to a device.
+type snapSent struct {
+	seq int64
+	at  time.Time
+}
+
+// snapFresh is how long a snapshot sent answers a sync for the same
+// sequence; the sweep covers a snapshot that got lost.
+const snapFresh = 10 * time.Second
+
+// justSnapped reports whether device was sent a snapshot of zone at seq or
+// later within snapFresh.
+func (s *Service) justSnapped(device, zone string, seq int64) bool {
+	s.catchMu.Lock()
+	defer s.catchMu.Unlock()
+	sn, ok := s.snapped[device+"\x00"+zone]
+	return ok && sn.seq >= seq && time.Since(sn.at) < snapFresh
 }
 
 // catchUpAsync runs catchUp off the message handler (resending a thousand
@@ -227,79 +255,198 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 	return s.sendSnapshot(ctx, device, z.ID, z.Code)
 }
 
+// nthIndex is the index of the k-th c in s (k >= 1), or len(s).
+func nthIndex(s string, c byte, k int) int {
+	i := -1
+	for ; k > 0; k-- {
+		j := strings.IndexByte(s[i+1:], c)
+		if j < 0 {
+			return len(s)
+		}
+		i += j + 1
+	}
+	return i
+}
+
+// pageChunks is how many snapshot chunks are read from the database at
+// once.
+const pageChunks = 10
+
+// snapWindow is how many snapshot chunks may await the broker's
+// acknowledgement at once.
+const snapWindow = 16
+
 // sendSnapshot sends a zone's whole whitelist, as of one sequence, in
 // chunks.
 func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64, zone string) error {
 	return s.sendSnapshotTracked(ctx, device, zoneID, zone, nil)
 }
 
-// sendSnapshotTracked is sendSnapshot, reporting progress after each chunk.
+// sendSnapshotTracked is sendSnapshot, reporting progress as chunks reach
+// the broker. The chunks are read page by page from one consistent view
+// of the database and published as they are read, several in flight, so
+// reading, publishing and the device's parsing overlap.
 func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID int64, zone string, progress func(seq int64, entries, sent int)) error {
-	var opts *sql.TxOptions
-	if s.db.Dialect == store.Postgres {
-		opts = &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
-	}
-	x, err := s.db.BeginTxx(ctx, opts)
+	view, err := s.readView(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("snapshot %s: %w", zone, err)
 	}
-	tx := &store.Tx{Tx: x, Dialect: s.db.Dialect}
+	defer view.close()
 	var seq int64
-	var entries []string
-	err = tx.Get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zoneID)
-	if err == nil {
-		err = tx.Select(ctx, &entries, "SELECT entry FROM wl_entries WHERE zone_id = ? ORDER BY card", zoneID)
+	var total int
+	if err := view.get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zoneID); err != nil {
+		return fmt.Errorf("snapshot %s: %w", zone, err)
 	}
-	x.Rollback()
-	if err != nil {
+	if err := view.get(ctx, &total, "SELECT COUNT(*) FROM wl_entries WHERE zone_id = ?", zoneID); err != nil {
 		return fmt.Errorf("snapshot %s: %w", zone, err)
 	}
 	id := make([]byte, 6)
 	rand.Read(id)
 	snap := "s" + hex.EncodeToString(id)
-	chunks := (len(entries) + proto.MaxSnapshotEntries - 1) / proto.MaxSnapshotEntries
-	if chunks == 0 {
-		chunks = 1
-	}
-	for c := 0; c < chunks; c++ {
-		part := entries[min(c*proto.MaxSnapshotEntries, len(entries)):min((c+1)*proto.MaxSnapshotEntries, len(entries))]
-		// The entries were validated when their change was recorded and
-		// are stored as JSON: the chunk is put together from them as they
-		// are, not decoded and encoded again.
-		head, err := json.Marshal(struct {
-			V        int    `json:"v"`
-			Zone     string `json:"zone"`
-			Seq      int64  `json:"seq"`
-			Snapshot string `json:"snapshot"`
-			Chunk    int    `json:"chunk"`
-			Chunks   int    `json:"chunks"`
-		}{proto.Version, zone, seq, snap, c, chunks})
-		if err != nil {
+	chunks := max((total+proto.MaxSnapshotEntries-1)/proto.MaxSnapshotEntries, 1)
+	sent := 0
+	var inflight []func(context.Context) error
+	var counts []int
+	done := func() error { // the oldest chunk in flight reached the broker
+		if err := inflight[0](ctx); err != nil {
 			return err
 		}
-		b := append(head[:len(head)-1], `,"entries":[`...)
-		for i, e := range part {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, e...)
-		}
-		b = append(b, "]}"...)
-		if len(b) > proto.MaxPayload {
-			return fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
-		}
-		if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindSnap), b, false); err != nil {
-			return err
-		}
+		sent += counts[0]
+		inflight, counts = inflight[1:], counts[1:]
 		if progress != nil {
-			progress(seq, len(entries), min((c+1)*proto.MaxSnapshotEntries, len(entries)))
+			progress(seq, total, sent)
+		}
+		return nil
+	}
+	// Read ahead while publishing: pages of pageChunks chunks, each page
+	// joined by the database into one string of rows. The entries were
+	// validated when their change was recorded and are stored in their row
+	// form, so they go out as they are.
+	type chunk struct {
+		b   []byte
+		n   int
+		err error
+	}
+	out := make(chan chunk, snapWindow)
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(out)
+		after, c := "", 0
+		emit := func(rows string, n int) bool {
+			b, err := proto.AppendSnapshot(nil, proto.SnapshotHeader{Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, N: n}, rows)
+			if err == nil && len(b) > proto.MaxPayload {
+				err = fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
+			}
+			c++
+			select {
+			case out <- chunk{b, n, err}:
+				return err == nil
+			case <-rctx.Done():
+				return false
+			}
+		}
+		if total == 0 {
+			emit("", 0)
+			return
+		}
+		for c < chunks {
+			var page struct {
+				Rows sql.NullString `db:"rows"`
+				N    int            `db:"n"`
+				Last sql.NullString `db:"last"`
+			}
+			err := view.get(rctx, &page, `SELECT string_agg(entry, CAST(? AS TEXT)) AS rows, COUNT(*) AS n, MAX(card) AS last
+				FROM (SELECT card, entry FROM wl_entries WHERE zone_id = ? AND card > ? ORDER BY card LIMIT ?) p`,
+				"\n", zoneID, after, pageChunks*proto.MaxSnapshotEntries)
+			if err == nil && page.N == 0 {
+				err = fmt.Errorf("%d entries counted, %d read", total, c*proto.MaxSnapshotEntries)
+			}
+			if err != nil {
+				select {
+				case out <- chunk{err: fmt.Errorf("snapshot %s: %w", zone, err)}:
+				case <-rctx.Done():
+				}
+				return
+			}
+			after = page.Last.String
+			rows := page.Rows.String
+			for n := page.N; n > 0; n -= proto.MaxSnapshotEntries {
+				k, end := min(n, proto.MaxSnapshotEntries), len(rows)
+				if n > proto.MaxSnapshotEntries {
+					end = nthIndex(rows, '\n', k)
+				}
+				if !emit(rows[:end], k) {
+					return
+				}
+				rows = rows[min(end+1, len(rows)):]
+			}
+		}
+	}()
+	for ch := range out {
+		if ch.err != nil {
+			return ch.err
+		}
+		if len(inflight) == snapWindow {
+			if err := done(); err != nil {
+				return err
+			}
+		}
+		inflight = append(inflight, s.bus.Send(s.topics.Device(device, proto.KindSnap), ch.b))
+		counts = append(counts, ch.n)
+	}
+	for len(inflight) > 0 {
+		if err := done(); err != nil {
+			return err
 		}
 	}
-	if progress != nil && len(entries) == 0 {
-		progress(seq, 0, 0)
-	}
-	s.log.Info("fleet: snapshot sent", "device", device, "zone", zone, "seq", seq, "entries", len(entries), "chunks", chunks)
+	s.catchMu.Lock()
+	s.snapped[device+"\x00"+zone] = snapSent{seq, time.Now()}
+	s.catchMu.Unlock()
+	s.log.Info("fleet: snapshot sent", "device", device, "zone", zone, "seq", seq, "entries", total, "chunks", chunks)
 	return nil
+}
+
+// view is a consistent, read-only view of the database that does not hold
+// up writers: a repeatable-read transaction on PostgreSQL; on SQLite a
+// deferred transaction, which under WAL reads one snapshot and takes no
+// lock (the store's transactions begin IMMEDIATE, taking the write lock,
+// so it is begun by hand on a connection of its own).
+type view struct {
+	get   func(ctx context.Context, dest any, query string, args ...any) error
+	close func()
+}
+
+func (s *Service) readView(ctx context.Context) (view, error) {
+	if s.db.Dialect == store.Postgres {
+		x, err := s.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+		if err != nil {
+			return view{}, err
+		}
+		tx := &store.Tx{Tx: x, Dialect: s.db.Dialect}
+		return view{get: tx.Get, close: func() { x.Rollback() }}, nil
+	}
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return view{}, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN DEFERRED"); err != nil {
+		conn.Close()
+		return view{}, err
+	}
+	return view{
+		get: func(ctx context.Context, dest any, query string, args ...any) error {
+			return conn.GetContext(ctx, dest, query, args...)
+		},
+		close: func() {
+			if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
+				// Never hand a connection still in a transaction back to
+				// the pool.
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			conn.Close()
+		},
+	}, nil
 }
 
 // onEventBatch stores the events of several messages, each exactly once,

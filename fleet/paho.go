@@ -71,6 +71,19 @@ func (b *PahoBus) Publish(ctx context.Context, topic string, payload []byte, ret
 	}
 }
 
+// Send starts a QoS 1 publish; wait returns once the broker has it.
+func (b *PahoBus) Send(topic string, payload []byte) func(ctx context.Context) error {
+	t := b.c.Publish(topic, 1, false, payload)
+	return func(ctx context.Context) error {
+		select {
+		case <-t.Done():
+			return t.Error()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Subscribe subscribes at QoS 1; handler runs on paho's goroutines.
 func (b *PahoBus) Subscribe(filter string, handler func(topic string, payload []byte)) error {
 	h := func(_ mqtt.Client, m mqtt.Message) { handler(m.Topic(), m.Payload()) }

@@ -20,6 +20,9 @@ import (
 // must not block.
 type Bus interface {
 	Publish(ctx context.Context, topic string, payload []byte, retained bool) error
+	// Send starts a QoS 1 publish (not retained) and returns a wait for the
+	// broker's acknowledgement, so that several can be in flight.
+	Send(topic string, payload []byte) (wait func(ctx context.Context) error)
 	Subscribe(filter string, handler func(topic string, payload []byte)) error
 }
 
@@ -60,9 +63,12 @@ type Service struct {
 	// catching marks devices with a catch-up in flight (one at a time).
 	catchMu  sync.Mutex
 	catching map[string]bool
-	wake     chan struct{} // the outbox has news
-	work     chan message  // received messages, handled in order per device
-	stats    Stats
+	// snapped is the last snapshot sent to each device and zone, so a
+	// sync that crossed it on the way is not answered with another.
+	snapped map[string]snapSent
+	wake    chan struct{} // the outbox has news
+	work    chan message  // received messages, handled in order per device
+	stats   Stats
 }
 
 // Stats count what the fleet rejected or did (for /metrics).
@@ -90,7 +96,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	}
 	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
-		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{},
+		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{}, snapped: map[string]snapSent{},
 		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules}}
 	var err error
 	if o.ServerSecret != "" {
@@ -150,7 +156,7 @@ func (s *Service) Change(ctx context.Context, tx *store.Tx, zone string, ops []p
 			}
 			continue
 		}
-		e, _ := json.Marshal(op.Entry)
+		e := op.Entry.AppendRow(nil)
 		if _, err := tx.Exec(ctx, `INSERT INTO wl_entries (zone_id, card, entry, seq) VALUES (?, ?, ?, ?)
 			ON CONFLICT (zone_id, card) DO UPDATE SET entry = excluded.entry, seq = excluded.seq`, zid, op.Card, string(e), seq); err != nil {
 			return 0, fmt.Errorf("fleet: whitelist entry: %w", err)
@@ -176,6 +182,9 @@ func (s *Service) Kick() {
 // requests and events.
 func (s *Service) Run(ctx context.Context, bus Bus) error {
 	s.bus = bus
+	if err := s.upgradeEntries(ctx); err != nil {
+		return err
+	}
 	cfg, err := proto.Encode(&s.config)
 	if err != nil {
 		return fmt.Errorf("fleet: site configuration: %w", err)
@@ -192,6 +201,36 @@ func (s *Service) Run(ctx context.Context, bus Bus) error {
 	go s.sweep(ctx)
 	go s.flushAcks(ctx, 100*time.Millisecond)
 	return s.publishOutbox(ctx)
+}
+
+// upgradeEntries rewrites whitelist entries stored by an earlier version
+// as JSON objects into their row form (proto.Entry.AppendRow).
+func (s *Service) upgradeEntries(ctx context.Context) error {
+	var old []struct {
+		ZoneID int64  `db:"zone_id"`
+		Card   string `db:"card"`
+		Entry  string `db:"entry"`
+	}
+	if err := s.db.Select(ctx, &old, "SELECT zone_id, card, entry FROM wl_entries WHERE entry LIKE '{%'"); err != nil || len(old) == 0 {
+		return err
+	}
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		for _, o := range old {
+			var e proto.Entry
+			if err := json.Unmarshal([]byte(o.Entry), &e); err != nil {
+				return fmt.Errorf("whitelist entry %d/%s: %w", o.ZoneID, o.Card, err)
+			}
+			if _, err := tx.Exec(ctx, "UPDATE wl_entries SET entry = ? WHERE zone_id = ? AND card = ?", string(e.AppendRow(nil)), o.ZoneID, o.Card); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("fleet: upgrade whitelist entries: %w", err)
+	}
+	s.log.Info("fleet: whitelist entries upgraded to rows", "entries", len(old))
+	return nil
 }
 
 // sweepEvery is how often devices that are online but behind are sent

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -39,6 +40,7 @@ type config struct {
 	MonitorPassword string
 	MQTTTLSCert     string
 	MQTTTLSKey      string
+	MemoryLimit     string
 	// mqttListenFallback lets the demo take any free port when the
 	// default MQTT port is taken.
 	mqttListenFallback bool
@@ -88,6 +90,7 @@ func options(c *config) []option {
 		{"mqtt-tls-cert", "TLS certificate file for the embedded MQTT broker (devices then use tls://)", str(&c.MQTTTLSCert, "")},
 		{"mqtt-tls-key", "TLS private key file for the embedded MQTT broker", str(&c.MQTTTLSKey, "")},
 		{"monitor-password", "password of the read-only 'monitor' user of the embedded broker (default: random, logged)", str(&c.MonitorPassword, "")},
+		{"memory-limit", "soft memory limit of the server (e.g. 180MiB, 1GiB; 0 for none); GOMEMLIMIT, if set, wins", str(&c.MemoryLimit, "180MiB")},
 		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}
 }
@@ -164,4 +167,21 @@ func splitAction(args []string, command, usage string) (string, []string, error)
 		return "", nil, nil
 	}
 	return args[0], args[1:], nil
+}
+
+// parseSize reads a size in bytes: a whole number, optionally followed by
+// KiB, MiB or GiB.
+func parseSize(s string) (int64, error) {
+	n, unit := strings.TrimSpace(s), int64(1)
+	for suffix, u := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if strings.HasSuffix(n, suffix) {
+			n, unit = strings.TrimSpace(strings.TrimSuffix(n, suffix)), u
+			break
+		}
+	}
+	v, err := strconv.ParseInt(n, 10, 64)
+	if err != nil || v < 0 || v > (1<<50)/unit {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes, KiB, MiB or GiB", s)
+	}
+	return v * unit, nil
 }

@@ -65,7 +65,7 @@ func BenchmarkServerMemory(b *testing.B) {
 				}
 				for i := 0; i < cards/zones; i++ {
 					card := fmt.Sprintf("%02X%06X", z, i)
-					e := fmt.Sprintf(`{"card":"%s","no":%d,"from":%d,"until":%d,"sched":"always","blocked":false}`, card, z*1000000+i+1, now-3600, now+86400*365)
+					e := fmt.Sprintf("%s,%d,%d,%d,always,0", card, z*1000000+i+1, now-3600, now+86400*365)
 					if _, err := tx.Exec(ctx, "INSERT INTO wl_entries (zone_id, card, entry, seq) VALUES (?, ?, ?, 1)", zid, card, e); err != nil {
 						return err
 					}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -78,7 +79,7 @@ func run(args []string) error {
 var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time-zone", "log-level", "log-format",
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
-	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password"}
+	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -144,6 +145,9 @@ func serve(args []string, isDemo bool) error {
 		return err
 	}
 	slog.SetDefault(log)
+	if err := setMemoryLimit(c, log); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -392,5 +396,21 @@ func user(args []string) error {
 		fmt.Print(userUsage)
 		return fmt.Errorf("user: unknown action %q", action)
 	}
+	return nil
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit, so the heap
+// stays near what is live instead of growing to twice that between
+// collections (docs/operations.md). GOMEMLIMIT, if set, wins.
+func setMemoryLimit(c *config, log *slog.Logger) error {
+	limit, err := parseSize(c.MemoryLimit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	if os.Getenv("GOMEMLIMIT") != "" || limit == 0 {
+		return nil
+	}
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit set", "bytes", limit)
 	return nil
 }

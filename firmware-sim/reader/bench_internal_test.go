@@ -38,7 +38,7 @@ func BenchmarkTap(b *testing.B) {
 			cards := make([]string, bc.entries)
 			for i := range cards {
 				cards[i] = fmt.Sprintf("04%06X", i)
-				r.wl["gate"][cards[i]] = proto.Entry{Card: cards[i], No: uint64(i + 1), Until: 4102444800, Sched: "always"}
+				r.wl["gate"].put(proto.Entry{Card: cards[i], No: uint64(i + 1), Until: 4102444800, Sched: "always"})
 			}
 			i := 0
 			for b.Loop() {

@@ -137,9 +137,9 @@ func (r *Reader) change(c proto.Change) {
 		wl := r.wl[c.Zone]
 		for _, op := range c.Ops {
 			if op.Op == "put" {
-				wl[op.Card] = op.Entry
+				wl.put(op.Entry)
 			} else {
-				delete(wl, op.Card)
+				wl.del(op.Card)
 			}
 		}
 		r.applied[c.Zone] = c.Seq
@@ -171,7 +171,8 @@ type assembly struct {
 	zone    string
 	seq     uint64
 	chunks  int
-	got     map[int][]proto.Entry
+	got     map[int]bool
+	wl      *builder // the entries of the chunks got so far
 	touched time.Time
 }
 
@@ -200,10 +201,14 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 			}
 			delete(r.snaps, oldest)
 		}
-		a = &assembly{zone: s.Zone, seq: s.Seq, chunks: s.Chunks, got: map[int][]proto.Entry{}}
+		a = &assembly{zone: s.Zone, seq: s.Seq, chunks: s.Chunks, got: map[int]bool{},
+			wl: newBuilder(min(s.Chunks, 1000) * len(s.Entries))}
 		r.snaps[s.Snapshot] = a
 	}
-	a.got[s.Chunk] = s.Entries
+	if !a.got[s.Chunk] {
+		a.got[s.Chunk] = true
+		a.wl.add(s.Entries)
+	}
 	a.touched = time.Now()
 	if len(a.got) < a.chunks {
 		r.snapsMu.Unlock()
@@ -225,12 +230,7 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: a.zone, Seq: applied})
 		return
 	}
-	wl := map[string]proto.Entry{}
-	for i := range a.chunks {
-		for _, e := range a.got[i] {
-			wl[e.Card] = e
-		}
-	}
+	wl := a.wl.done()
 	r.wl[a.zone] = wl
 	r.applied[a.zone] = a.seq
 	delete(r.wlJSON, a.zone)
@@ -239,7 +239,7 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 	if err != nil {
 		return
 	}
-	r.log.Info("snapshot applied", "zone", a.zone, "seq", a.seq, "entries", len(wl))
+	r.log.Info("snapshot applied", "zone", a.zone, "seq", a.seq, "entries", wl.len())
 	if a.seq == 0 {
 		return // a zone that never changed: there is no sequence 0 to acknowledge
 	}

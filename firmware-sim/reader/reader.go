@@ -91,7 +91,7 @@ type Reader struct {
 	// persisted
 	session  uint64
 	applied  map[string]uint64
-	wl       map[string]map[string]proto.Entry
+	wl       map[string]*whitelist
 	evtSeq   uint64
 	events   []proto.Event // unacknowledged, in sequence, contiguous
 	config   *proto.Config
@@ -166,14 +166,14 @@ func New(o Options) (*Reader, error) {
 		inKick:   make(chan struct{}, 1),
 		snaps:    map[string]*assembly{},
 		applied:  map[string]uint64{},
-		wl:       map[string]map[string]proto.Entry{},
+		wl:       map[string]*whitelist{},
 		wlJSON:   map[string][]byte{},
 		clockOK:  true,
 		lastSync: map[string]syncMark{},
 	}
 	for _, z := range zones {
 		r.applied[z] = 0
-		r.wl[z] = map[string]proto.Entry{}
+		r.wl[z] = newWhitelist()
 	}
 	if o.StateFile != "" {
 		if err := r.load(); err != nil {
@@ -216,11 +216,11 @@ func (r *Reader) Tap(card string) Decision {
 // found only on another zone the reader holds goes through the same checks
 // and is then denied for its zone.
 func (r *Reader) decideLocked(card string, now time.Time) Decision {
-	e, found := r.wl[r.opts.Zone][card]
+	e, found := r.wl[r.opts.Zone].get(card)
 	otherZone := false
 	if !found {
 		for _, z := range r.zones[1:] {
-			if e, found = r.wl[z][card]; found {
+			if e, found = r.wl[z].get(card); found {
 				otherZone = true
 				break
 			}
@@ -271,15 +271,20 @@ func (r *Reader) Applied() map[string]uint64 {
 func (r *Reader) Entry(zone, card string) (proto.Entry, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	e, ok := r.wl[zone][card]
-	return e, ok
+	if w := r.wl[zone]; w != nil {
+		return w.get(card)
+	}
+	return proto.Entry{}, false
 }
 
 // Whitelist returns the number of entries on a zone's whitelist.
 func (r *Reader) Whitelist(zone string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.wl[zone])
+	if w := r.wl[zone]; w != nil {
+		return w.len()
+	}
+	return 0
 }
 
 // Pending is the number of events not yet acknowledged by the server.

@@ -53,9 +53,9 @@ func (r *Reader) load() error {
 				return fmt.Errorf("reader %s: state %s: zone %s: %w", r.opts.ID, r.opts.StateFile, z, err)
 			}
 		}
-		for _, e := range es {
-			r.wl[z][e.Card] = e
-		}
+		b := newBuilder(len(es))
+		b.add(es)
+		r.wl[z] = b.done()
 	}
 	for i, e := range f.Events {
 		if e.Seq > f.EventSeq || (i > 0 && e.Seq != f.Events[i-1].Seq+1) {
@@ -113,11 +113,7 @@ func (r *Reader) saveLocked() error {
 	for z, wl := range r.wl {
 		raw := r.wlJSON[z]
 		if raw == nil { // changed since the last save
-			es := make([]proto.Entry, 0, len(wl))
-			for _, e := range wl {
-				es = append(es, e)
-			}
-			if raw, err = json.Marshal(es); err != nil {
+			if raw, err = json.Marshal(wl.entries()); err != nil {
 				return err
 			}
 			r.wlJSON[z] = raw

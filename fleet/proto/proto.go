@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -30,17 +31,35 @@ var (
 	ErrInvalid  = errors.New("proto: invalid payload")
 )
 
-var (
-	idRE   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
-	cardRE = regexp.MustCompile(`^([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20})$`)
-)
-
-// ValidID reports whether s can be a device, zone or site id.
-func ValidID(s string) bool { return idRE.MatchString(s) }
+// ValidID reports whether s can be a device, zone or site id: 1 to 40 of
+// a-z, 0-9 and "-", not starting with "-".
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 40 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidCard reports whether s is a card UID in upper-case hex (4, 7 or 10
 // bytes).
-func ValidCard(s string) bool { return cardRE.MatchString(s) }
+func ValidCard(s string) bool {
+	if len(s) != 8 && len(s) != 14 && len(s) != 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
 
 func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
@@ -58,27 +77,35 @@ func Decode[T any, P interface {
 	*T
 	Payload
 }](b []byte) (T, error) {
-	var v T
+	var v, zero T
 	if len(b) > MaxPayload {
-		return v, ErrTooLarge
+		return zero, ErrTooLarge
 	}
-	var head struct {
+	// One pass in the common case; a payload that does not fit, or says
+	// another version, is looked at again only to tell the two apart.
+	var err error
+	head := b
+	if f, ok := any(P(&v)).(framed); ok {
+		err, head = f.unmarshal(b), f.header(b)
+	} else {
+		err = json.Unmarshal(b, P(&v))
+	}
+	if err == nil && P(&v).version() == Version {
+		if err := P(&v).validate(); err != nil {
+			return zero, err
+		}
+		return v, nil
+	}
+	var v1 struct {
 		V json.RawMessage `json:"v"`
 	}
-	if err := json.Unmarshal(b, &head); err != nil {
-		return v, invalid("%v", err)
+	if herr := json.Unmarshal(head, &v1); herr != nil {
+		return zero, invalid("%v", herr)
 	}
-	if string(head.V) != "1" {
-		return v, fmt.Errorf("%w: %s", ErrVersion, bytes.TrimSpace(head.V))
+	if string(v1.V) != "1" {
+		return zero, fmt.Errorf("%w: %s", ErrVersion, bytes.TrimSpace(v1.V))
 	}
-	if err := json.Unmarshal(b, P(&v)); err != nil {
-		return v, invalid("%v", err)
-	}
-	if err := P(&v).validate(); err != nil {
-		var zero T
-		return zero, err
-	}
-	return v, nil
+	return zero, invalid("%v", err)
 }
 
 // Encode writes a payload, setting its version and checking it first.
@@ -89,7 +116,13 @@ func Encode(p Payload) ([]byte, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(p)
+	var b []byte
+	var err error
+	if f, ok := p.(framed); ok {
+		b, err = f.marshal()
+	} else {
+		b, err = json.Marshal(p)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +175,51 @@ type Entry struct {
 	Until   int64  `json:"until"`
 	Sched   string `json:"sched"`
 	Blocked bool   `json:"blocked"`
+}
+
+// AppendRow appends the entry's row form, as in a snapshot:
+// card,no,from,until,sched,blocked (blocked is 0 or 1).
+func (e *Entry) AppendRow(b []byte) []byte {
+	b = append(b, e.Card...)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, e.No, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.From, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, e.Until, 10)
+	b = append(b, ',')
+	b = append(b, e.Sched...)
+	if e.Blocked {
+		return append(b, ",1"...)
+	}
+	return append(b, ",0"...)
+}
+
+// ParseRow reads an entry's row form (see AppendRow) and validates it.
+func ParseRow(row string) (Entry, error) {
+	var e Entry
+	var f [6]string
+	for i := range 5 {
+		j := strings.IndexByte(row, ',')
+		if j < 0 {
+			return Entry{}, invalid("row %q: %d fields", row, i+1)
+		}
+		f[i], row = row[:j], row[j+1:]
+	}
+	f[5] = row
+	e.Card, e.Sched = f[0], f[4]
+	var err1, err2, err3 error
+	e.No, err1 = strconv.ParseUint(f[1], 10, 64)
+	e.From, err2 = strconv.ParseInt(f[2], 10, 64)
+	e.Until, err3 = strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || (f[5] != "0" && f[5] != "1") {
+		return Entry{}, invalid("row of card %q: fields", e.Card)
+	}
+	e.Blocked = f[5] == "1"
+	if err := e.validate(); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
 }
 
 func (e *Entry) validate() error {
@@ -240,7 +318,11 @@ func (p *Sync) validate() error {
 	return nil
 }
 
-// Snapshot is one chunk of a zone's whole whitelist as of Seq.
+// Snapshot is one chunk of a zone's whole whitelist as of Seq. On the wire
+// it is not one JSON document: a JSON header line (the fields below and
+// "n", the number of entries), then each entry's row form (see
+// Entry.AppendRow) on a line of its own. A reader parses the rows without
+// a JSON parser, which makes a large snapshot several times cheaper.
 type Snapshot struct {
 	V        int     `json:"v"`
 	Zone     string  `json:"zone"`
@@ -248,7 +330,97 @@ type Snapshot struct {
 	Snapshot string  `json:"snapshot"`
 	Chunk    int     `json:"chunk"`
 	Chunks   int     `json:"chunks"`
-	Entries  []Entry `json:"entries"`
+	Entries  []Entry `json:"-"`
+}
+
+// SnapshotHeader is a snapshot chunk's first line.
+type SnapshotHeader struct {
+	V        int    `json:"v"`
+	Zone     string `json:"zone"`
+	Seq      uint64 `json:"seq"`
+	Snapshot string `json:"snapshot"`
+	Chunk    int    `json:"chunk"`
+	Chunks   int    `json:"chunks"`
+	N        int    `json:"n"`
+}
+
+// AppendSnapshot appends a snapshot chunk: h's line, then rows, which must
+// be h.N entries in row form separated by "\n" (as stored; not checked).
+func AppendSnapshot(b []byte, h SnapshotHeader, rows string) ([]byte, error) {
+	h.V = Version
+	head, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, head...)
+	b = append(b, '\n')
+	return append(b, rows...), nil
+}
+
+// header is a framed payload's JSON part, for Decode's version check.
+func (p *Snapshot) header(b []byte) []byte {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		return b[:i]
+	}
+	return b
+}
+
+func (p *Snapshot) marshal() ([]byte, error) {
+	var rows []byte
+	for i := range p.Entries {
+		if i > 0 {
+			rows = append(rows, '\n')
+		}
+		rows = p.Entries[i].AppendRow(rows)
+	}
+	return AppendSnapshot(nil, SnapshotHeader{p.V, p.Zone, p.Seq, p.Snapshot, p.Chunk, p.Chunks, len(p.Entries)}, string(rows))
+}
+
+func (p *Snapshot) unmarshal(b []byte) error {
+	var h SnapshotHeader
+	head := p.header(b)
+	if err := json.Unmarshal(head, &h); err != nil {
+		return err
+	}
+	*p = Snapshot{V: h.V, Zone: h.Zone, Seq: h.Seq, Snapshot: h.Snapshot, Chunk: h.Chunk, Chunks: h.Chunks}
+	if h.V != Version {
+		return nil // Decode reports the version
+	}
+	if h.N < 0 || h.N > MaxSnapshotEntries {
+		return invalid("snapshot: %d entries", h.N)
+	}
+	rows := ""
+	if len(head) < len(b) {
+		rows = string(b[len(head)+1:])
+	}
+	if (rows == "") != (h.N == 0) {
+		return invalid("snapshot: %d entries announced, rows %q", h.N, rows[:min(len(rows), 40)])
+	}
+	if h.N == 0 {
+		return nil
+	}
+	p.Entries = make([]Entry, 0, h.N)
+	for row := range strings.SplitSeq(rows, "\n") {
+		if len(p.Entries) == h.N {
+			return invalid("snapshot: more than %d entries", h.N)
+		}
+		e, err := ParseRow(row)
+		if err != nil {
+			return err
+		}
+		p.Entries = append(p.Entries, e)
+	}
+	if len(p.Entries) != h.N {
+		return invalid("snapshot: %d entries announced, %d sent", h.N, len(p.Entries))
+	}
+	return nil
+}
+
+// framed is a payload that is not one JSON document.
+type framed interface {
+	header(b []byte) []byte
+	marshal() ([]byte, error)
+	unmarshal(b []byte) error
 }
 
 func (p *Snapshot) version() int { return p.V }

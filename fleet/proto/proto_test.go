@@ -2,6 +2,7 @@ package proto_test
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -128,12 +129,67 @@ func TestDecodeRefuses(t *testing.T) {
 	}
 }
 
+func TestSnapshotRows(t *testing.T) {
+	in := proto.Snapshot{V: 1, Zone: "gate", Seq: 7, Snapshot: "s1", Chunk: 0, Chunks: 1, Entries: []proto.Entry{
+		{Card: "04A23B1C", No: 1000001, From: 1795651200, Until: 1858723200, Sched: "always"},
+		{Card: "04A23B1C2D3E4F", No: 2, From: 0, Until: 1, Sched: "office", Blocked: true},
+	}}
+	b, err := proto.Encode(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"v":1,"zone":"gate","seq":7,"snapshot":"s1","chunk":0,"chunks":1,"n":2}` + "\n" +
+		"04A23B1C,1000001,1795651200,1858723200,always,0\n04A23B1C2D3E4F,2,0,1,office,1"
+	if string(b) != want {
+		t.Fatalf("encoded %s, want %s in it", b, want)
+	}
+	out, err := proto.Decode[proto.Snapshot](b)
+	if err != nil || !reflect.DeepEqual(out, in) {
+		t.Fatalf("decoded %#v, %v", out, err)
+	}
+	for _, bad := range []string{
+		"04A23B1C,1,10,20,always",                     // five fields
+		"04A23B1C,1,10,20,always,0,x",                 // seven
+		"04a23b1c,1,10,20,always,0",                   // lower-case card
+		"04A23B1C,0,10,20,always,0",                   // number 0
+		"04A23B1C,1,20,10,always,0",                   // until before from
+		"04A23B1C,1,10,20,always,2",                   // blocked 2
+		"04A23B1C,1,10,20,Always,0",                   // schedule id
+		"04A23B1C,-1,10,20,always,0",                  // negative number
+		"04A23B1C,1,10,20,always,0;",                  // empty row
+		"04A23B1C,1,1e3,2e3,always,0",                 // not an integer
+		"04A23B1C,1,10,99999999999999999999,always,0", // overflow
+	} {
+		b := []byte(`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":1}` + "\n" + bad)
+		if _, err := proto.Decode[proto.Snapshot](b); !errors.Is(err, proto.ErrInvalid) {
+			t.Errorf("row %q: %v, want invalid", bad, err)
+		}
+	}
+	row := "\n04A23B1C,1,10,20,always,0"
+	for _, bad := range []string{
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":2}` + row, // fewer than announced
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":0}` + row, // more
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1}` + row,       // no count
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":501}`,
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":-1}`,
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":1`, // header cut
+	} {
+		if _, err := proto.Decode[proto.Snapshot]([]byte(bad)); !errors.Is(err, proto.ErrInvalid) {
+			t.Errorf("%q: %v, want invalid", bad, err)
+		}
+	}
+	if _, err := proto.Decode[proto.Snapshot]([]byte(`{"v":2,"zone":"gate","n":1}` + "\nwhatever")); !errors.Is(err, proto.ErrVersion) {
+		t.Errorf("version 2 snapshot: %v, want a version error", err)
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{
 		`{"v":1,"zone":"gate","seq":1208,"ops":[{"op":"put","card":"04A23B1C","no":1,"from":1,"until":2,"sched":"always"}]}`,
 		`{"v":1,"events":[{"seq":1,"at":1,"clock":"ok","kind":"denied","card":"04A23B1C","reason":"blocked"}]}`,
 		`{"v":1,"state":"online","session":3,"clock":"unset","applied":{"gate":2}}`,
-		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"entries":[]}`,
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":1,"n":0}`,
+		`{"v":1,"zone":"gate","seq":2,"snapshot":"s1","chunk":0,"chunks":2,"n":2}` + "\n04A23B1C,1,10,20,always,0\n04A23B1D,2,10,20,office,1",
 		`{"v":1,"zones":{"gate":0}}`, `{"v":1,"tz":"Asia/Shanghai","schedules":{"office":[{"days":"12345","from":"08:00","to":"18:00"}]}}`, `{"v":1,"id":"c1","cmd":"open","expires":5}`, `{"v":1,"seq":9}`,
 	} {
 		f.Add([]byte(s))
@@ -158,6 +214,13 @@ func FuzzDecode(f *testing.F) {
 		check(&s, err)
 		sn, err := proto.Decode[proto.Snapshot](b)
 		check(&sn, err)
+		if err == nil { // rows survive a round trip exactly
+			enc, _ := proto.Encode(&sn)
+			again, err := proto.Decode[proto.Snapshot](enc)
+			if err != nil || !reflect.DeepEqual(again, sn) {
+				t.Fatalf("snapshot round trip: %#v → %s → %#v, %v", sn, enc, again, err)
+			}
+		}
 		sy, err := proto.Decode[proto.Sync](b)
 		check(&sy, err)
 		cm, err := proto.Decode[proto.Command](b)
