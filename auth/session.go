@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,39 +25,9 @@ type Session struct {
 func (s *Service) Login(ctx context.Context, username, password, remoteAddr, userAgent string) (Session, error) {
 	username = strings.ToLower(strings.TrimSpace(username))
 	now := s.now()
-	if len(username) > 64 || len(password) > 256 {
-		return Session{}, &fault.Error{Kind: fault.ErrAuth, Code: "login_failed"}
-	}
-	var lockedUntil *time.Time
-	if err := s.db.Get(ctx, &lockedUntil, "SELECT locked_until FROM login_failures WHERE username = ?", username); err != nil && !store.IsNoRows(err) {
-		return Session{}, fmt.Errorf("auth: read failures: %w", err)
-	}
-	if lockedUntil != nil && now.Before(*lockedUntil) {
-		return Session{}, &fault.Error{Kind: fault.ErrLocked, Code: "login_locked",
-			Args: map[string]any{"minutes": int(lockedUntil.Sub(now).Minutes()) + 1}}
-	}
-	var row struct {
-		Staff
-		Hash string `db:"password_hash"`
-	}
-	err := s.db.Get(ctx, &row, "SELECT "+staffCols+", password_hash FROM staff WHERE username = ?", username)
-	found := err == nil
-	if err != nil && !store.IsNoRows(err) {
-		return Session{}, fmt.Errorf("auth: read staff: %w", err)
-	}
-	hash := dummyHash
-	if found {
-		hash = row.Hash
-	}
-	ok, err := CheckPassword(hash, password)
+	row, err := s.checkCredentials(ctx, username, password, now)
 	if err != nil {
 		return Session{}, err
-	}
-	if !found || !ok {
-		return Session{}, s.recordFailure(ctx, username, now)
-	}
-	if row.Disabled {
-		return Session{}, &fault.Error{Kind: fault.ErrAuth, Code: "account_disabled"}
 	}
 	sess := Session{
 		Token:     randomToken(32),
@@ -83,6 +54,71 @@ func (s *Service) Login(ctx context.Context, username, password, remoteAddr, use
 		return Session{}, fmt.Errorf("auth: open session: %w", err)
 	}
 	return sess, nil
+}
+
+// checkCredentials is the password check of Login and Approve, with the
+// same lockout.
+func (s *Service) checkCredentials(ctx context.Context, username, password string, now time.Time) (Staff, error) {
+	if len(username) > 64 || len(password) > 256 {
+		return Staff{}, &fault.Error{Kind: fault.ErrAuth, Code: "login_failed"}
+	}
+	var lockedUntil *time.Time
+	if err := s.db.Get(ctx, &lockedUntil, "SELECT locked_until FROM login_failures WHERE username = ?", username); err != nil && !store.IsNoRows(err) {
+		return Staff{}, fmt.Errorf("auth: read failures: %w", err)
+	}
+	if lockedUntil != nil && now.Before(*lockedUntil) {
+		return Staff{}, &fault.Error{Kind: fault.ErrLocked, Code: "login_locked",
+			Args: map[string]any{"minutes": int(lockedUntil.Sub(now).Minutes()) + 1}}
+	}
+	var row struct {
+		Staff
+		Hash string `db:"password_hash"`
+	}
+	err := s.db.Get(ctx, &row, "SELECT "+staffCols+", password_hash FROM staff WHERE username = ?", username)
+	found := err == nil
+	if err != nil && !store.IsNoRows(err) {
+		return Staff{}, fmt.Errorf("auth: read staff: %w", err)
+	}
+	hash := dummyHash
+	if found {
+		hash = row.Hash
+	}
+	ok, err := CheckPassword(hash, password)
+	if err != nil {
+		return Staff{}, err
+	}
+	if !found || !ok {
+		return Staff{}, s.recordFailure(ctx, username, now)
+	}
+	if row.Disabled {
+		return Staff{}, &fault.Error{Kind: fault.ErrAuth, Code: "account_disabled"}
+	}
+	return row.Staff, nil
+}
+
+// Approve checks a second person's credentials for something that needs
+// their approval (a supervisor authorising a void at the cashier's desk):
+// the account must exist, be enabled, have one of roles, and give the
+// right password; failures count towards the same lockout as logins. The
+// approval is recorded in the audit log with what it was for.
+func (s *Service) Approve(ctx context.Context, username, password, purpose string, roles ...Role) (Actor, error) {
+	username = strings.ToLower(strings.TrimSpace(username))
+	row, err := s.checkCredentials(ctx, username, password, s.now())
+	if err != nil {
+		if fe, ok := fault.As(err); ok && fe.Code == "login_failed" {
+			return Actor{}, fault.Invalid("approver", "approval_failed")
+		}
+		return Actor{}, err
+	}
+	if !slices.Contains(roles, row.Role) {
+		return Actor{}, fault.Invalid("approver", "approver_role")
+	}
+	a := Actor{Kind: "staff", ID: row.ID, Name: row.Username, Role: row.Role}
+	err = Record(ctx, s.db, Entry{Action: "staff.approve", Entity: "staff", EntityID: row.ID, After: map[string]any{"for": purpose}})
+	if err != nil {
+		return Actor{}, err
+	}
+	return a, nil
 }
 
 func (s *Service) recordFailure(ctx context.Context, username string, now time.Time) error {

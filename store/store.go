@@ -131,6 +131,9 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err := x.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	for _, f := range tx.after {
+		f()
+	}
 	return nil
 }
 
@@ -138,7 +141,12 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 type Tx struct {
 	*sqlx.Tx
 	Dialect string
+	after   []func()
 }
+
+// AfterCommit runs f once the transaction has committed (not if it rolls
+// back): waking a worker for what the transaction queued.
+func (tx *Tx) AfterCommit(f func()) { tx.after = append(tx.after, f) }
 
 // Q is what both DB and Tx offer: query with ? placeholders, rebound for the
 // dialect.

@@ -1,0 +1,517 @@
+package billing
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"onecard/auth"
+	"onecard/fault"
+	"onecard/store"
+)
+
+// Terminal is a bank-card payment terminal, as billing uses it. Sale
+// charges amount under our reference and returns the outcome; when the
+// outcome cannot be learned (no answer, power lost), it returns State
+// "unknown" and the caller resolves it later with Query, which returns
+// what the terminal's journal says about the reference.
+type Terminal interface {
+	Sale(ctx context.Context, ref string, amountFen int64) (TerminalResult, error)
+	Query(ctx context.Context, ref string) (TerminalResult, error)
+}
+
+// TerminalResult is a terminal's answer.
+type TerminalResult struct {
+	// State: approved, declined, unknown, not_found (the terminal never
+	// saw the reference), in_progress.
+	State    string
+	AuthCode string
+	Last4    string
+	Reason   string
+}
+
+// Payment methods.
+var Methods = []string{"cash", "card", "transfer"}
+
+// PayInput is a payment at the desk (or a kiosk).
+type PayInput struct {
+	// IdemKey identifies the attempt: a request repeated with the same key
+	// (a double click, a retry after a timeout) is the same payment.
+	IdemKey string  `json:"idem_key"`
+	Unit    string  `json:"unit"`
+	BillIDs []int64 `json:"bill_ids"` // empty: the unit's open bills, oldest first
+	// AmountFen may be less than the bills' total (a partial payment,
+	// applied oldest first) but not more.
+	AmountFen   int64  `json:"amount_fen"`
+	Method      string `json:"method"`
+	TenderedFen int64  `json:"tendered_fen"` // cash: what the payer handed over
+	TransferRef string `json:"transfer_ref"` // transfer: the bank's reference
+}
+
+// Payment is one attempt to pay.
+type Payment struct {
+	ID          int64     `db:"id" json:"id"`
+	Ref         string    `db:"ref" json:"ref"`
+	UnitCode    string    `db:"unit_code" json:"unit"`
+	Method      string    `db:"method" json:"method"`
+	AmountFen   int64     `db:"amount_fen" json:"amount_fen"`
+	TenderedFen int64     `db:"tendered_fen" json:"tendered_fen,omitempty"`
+	ChangeFen   int64     `db:"change_fen" json:"change_fen,omitempty"`
+	State       string    `db:"state" json:"state"`
+	Outcome     string    `db:"outcome" json:"outcome,omitempty"`
+	AuthCode    string    `db:"auth_code" json:"auth_code,omitempty"`
+	CardLast4   string    `db:"card_last4" json:"card_last4,omitempty"`
+	TransferRef string    `db:"transfer_ref" json:"transfer_ref,omitempty"`
+	BillIDs     string    `db:"bill_ids" json:"-"`
+	IdemKey     string    `db:"idem_key" json:"-"`
+	OpKind      string    `db:"operator_kind" json:"-"`
+	OpID        int64     `db:"operator_id" json:"-"`
+	OpName      string    `db:"operator_name" json:"operator"`
+	BusinessDay *string   `db:"business_day" json:"business_day,omitempty"`
+	CreatedAt   time.Time `db:"created_at" json:"created_at"`
+	Receipt     *Receipt  `db:"-" json:"receipt,omitempty"`
+}
+
+const paymentCols = `p.id, p.ref, u.code AS unit_code, p.method, p.amount_fen, p.tendered_fen, p.change_fen, p.state, p.outcome,
+	p.auth_code, p.card_last4, p.transfer_ref, p.bill_ids, p.idem_key, p.operator_kind, p.operator_id, p.operator_name,
+	p.business_day, p.created_at`
+const paymentFrom = ` FROM payments p JOIN units u ON u.id = p.unit_id`
+
+// Errors of a card payment whose outcome is not known yet.
+var ErrOutcomeUnknown = errors.New("billing: the terminal's answer is not known yet")
+
+// operator is who takes a payment: a staff member or a kiosk.
+type operator struct {
+	kind string
+	id   int64
+	name string
+}
+
+func operatorFrom(ctx context.Context) (operator, error) {
+	a := auth.ActorFrom(ctx)
+	switch a.Kind {
+	case "staff", "token":
+		return operator{"staff", a.ID, a.Name}, nil
+	case "kiosk":
+		return operator{"kiosk", a.ID, a.Name}, nil
+	}
+	return operator{}, fault.Forbidden("operator_required")
+}
+
+// Pay takes a payment. Cash and transfers settle at once, with a receipt.
+// A card payment is recorded as sent before the terminal is asked, so that
+// whatever happens next (a decline, no answer, the server killed) the
+// attempt is on the books and is resolved by asking the terminal, never by
+// guessing; it settles when the terminal approves. A repeated request with
+// the same IdemKey returns the same payment.
+func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
+	op, err := operatorFrom(ctx)
+	if err != nil {
+		return Payment{}, err
+	}
+	if err := checkPay(&in); err != nil {
+		return Payment{}, err
+	}
+	if in.Method == "card" && s.terminal == nil {
+		return Payment{}, fault.Invalid("method", "no_terminal")
+	}
+	var p Payment
+	var fresh bool
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		p, fresh, err = s.create(ctx, tx, in, op)
+		if err != nil || !fresh || in.Method == "card" {
+			return err
+		}
+		return s.settle(ctx, tx, &p, TerminalResult{}, op)
+	})
+	if err != nil || !fresh || in.Method != "card" {
+		if err == nil {
+			err = s.withReceipt(ctx, &p)
+		}
+		return p, err
+	}
+	return s.charge(ctx, p, op)
+}
+
+func checkPay(in *PayInput) error {
+	in.IdemKey = strings.TrimSpace(in.IdemKey)
+	in.TransferRef = strings.TrimSpace(in.TransferRef)
+	switch {
+	case len(in.IdemKey) < 8 || len(in.IdemKey) > 64:
+		return fault.Invalid("idem_key", "idem_key_invalid")
+	case !slices.Contains(Methods, in.Method):
+		return fault.Invalid("method", "method_invalid")
+	case in.AmountFen <= 0 || in.AmountFen > MaxAmount:
+		return fault.Invalid("amount", "amount_invalid")
+	case len(in.BillIDs) > 240:
+		return fault.Invalid("bill_ids", "too_many_bills")
+	}
+	switch in.Method {
+	case "cash":
+		if in.TenderedFen < in.AmountFen || in.TenderedFen > MaxAmount {
+			return fault.Invalid("tendered", "tendered_short")
+		}
+	case "transfer":
+		if in.TransferRef == "" || len(in.TransferRef) > 64 {
+			return fault.Invalid("transfer_ref", "transfer_ref_required")
+		}
+		in.TenderedFen = 0
+	default:
+		in.TenderedFen = 0
+	}
+	return nil
+}
+
+// create records the attempt, or finds the earlier one with the same key.
+func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op operator) (Payment, bool, error) {
+	var prior Payment
+	err := tx.Get(ctx, &prior, "SELECT "+paymentCols+paymentFrom+" WHERE p.site_id = ? AND p.idem_key = ?", s.site.ID, in.IdemKey)
+	if err == nil {
+		if prior.Method != in.Method || prior.AmountFen != in.AmountFen || prior.OpKind != op.kind || prior.OpID != op.id {
+			return Payment{}, false, fault.Conflict("idem_key", "idem_key_reused")
+		}
+		return prior, false, nil
+	}
+	if !store.IsNoRows(err) {
+		return Payment{}, false, err
+	}
+	if err := s.dayOpen(ctx, tx, op); err != nil {
+		return Payment{}, false, err
+	}
+	u, err := s.unit(ctx, tx, in.Unit)
+	if err != nil {
+		return Payment{}, false, err
+	}
+	bills, err := s.chosenBills(ctx, tx, u.ID, in.BillIDs)
+	if err != nil {
+		return Payment{}, false, err
+	}
+	var owed int64
+	for _, b := range bills {
+		owed += b.Outstanding()
+	}
+	if in.AmountFen > owed {
+		return Payment{}, false, fault.Invalid("amount", "amount_over_due", "due", owed)
+	}
+	ids := make([]string, len(bills))
+	for i, b := range bills {
+		ids[i] = fmt.Sprint(b.ID)
+	}
+	state := "created"
+	if in.Method == "card" {
+		state = "sent" // committed before the terminal is asked
+	}
+	now := s.now()
+	p := Payment{Ref: newRef(now), UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
+		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: state, TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
+		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now}
+	p.ID, err = tx.Insert(ctx, `INSERT INTO payments (site_id, unit_id, idem_key, ref, method, amount_fen, tendered_fen, change_fen, bill_ids,
+		state, transfer_ref, operator_kind, operator_id, operator_name, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		s.site.ID, u.ID, p.IdemKey, p.Ref, p.Method, p.AmountFen, p.TenderedFen, p.ChangeFen, p.BillIDs, p.State, p.TransferRef,
+		op.kind, op.id, op.name, now, now)
+	if store.IsUnique(err) {
+		return Payment{}, false, fault.Conflict("idem_key", "idem_key_reused")
+	}
+	if err != nil {
+		return Payment{}, false, err
+	}
+	return p, true, auth.Record(ctx, tx, auth.Entry{Action: "payment.create", Entity: "payment", EntityID: p.ID, After: p})
+}
+
+// chosenBills returns the open bills to pay, oldest first: the ones named
+// (all of the unit's, open) or else all the unit's open bills.
+func (s *Service) chosenBills(ctx context.Context, q store.Q, unitID int64, ids []int64) ([]Bill, error) {
+	var bills []Bill
+	if err := q.Select(ctx, &bills, "SELECT "+billCols+billFrom+" WHERE b.unit_id = ? AND b.state = 'open' ORDER BY b.due_on, b.period, b.id", unitID); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		if len(bills) == 0 {
+			return nil, fault.Invalid("bill_ids", "nothing_due")
+		}
+		return bills, nil
+	}
+	var out []Bill
+	for _, id := range ids {
+		i := slices.IndexFunc(bills, func(b Bill) bool { return b.ID == id })
+		if i < 0 {
+			return nil, fault.Conflict("bill_ids", "bill_not_open", "bill", id)
+		}
+		if !slices.ContainsFunc(out, func(b Bill) bool { return b.ID == id }) {
+			out = append(out, bills[i])
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Bill) int {
+		return strings.Compare(a.DueOn+a.Period+fmt.Sprintf("%020d", a.ID), b.DueOn+b.Period+fmt.Sprintf("%020d", b.ID))
+	})
+	return out, nil
+}
+
+// charge asks the terminal and records the outcome.
+func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, error) {
+	s.mu.Lock()
+	s.inflight[p.Ref] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.inflight, p.Ref)
+		s.mu.Unlock()
+	}()
+	res, err := s.terminal.Sale(ctx, p.Ref, p.AmountFen)
+	if err != nil && res.State == "" {
+		res.State = "unknown"
+	}
+	if ctx.Err() != nil { // the request went away: record the outcome anyway
+		ctx = context.WithoutCancel(ctx)
+	}
+	out, err2 := s.record(ctx, p.ID, res, op)
+	if err2 != nil {
+		return p, err2
+	}
+	if out.State == "unknown" || out.State == "sent" {
+		return out, ErrOutcomeUnknown
+	}
+	if out.State == "declined" {
+		return out, fault.Invalid("card", "card_declined", "reason", res.Reason)
+	}
+	return out, nil
+}
+
+// record applies a terminal's answer to a payment still waiting for one:
+// approved settles it (with its receipt), declined and not_found end it,
+// unknown and in_progress leave it waiting.
+func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op operator) (Payment, error) {
+	var p Payment
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		if p, err = s.payment(ctx, tx, id); err != nil {
+			return err
+		}
+		if !slices.Contains([]string{"sent", "unknown", "approved"}, p.State) {
+			return nil // already resolved (by the resolver, say)
+		}
+		before := p
+		switch res.State {
+		case "approved":
+			p.AuthCode, p.CardLast4 = trunc(res.AuthCode, 32), trunc(res.Last4, 4)
+			if _, err := tx.Exec(ctx, "UPDATE payments SET state = 'approved', auth_code = ?, card_last4 = ?, updated_at = ? WHERE id = ?",
+				p.AuthCode, p.CardLast4, s.now(), p.ID); err != nil {
+				return err
+			}
+			return s.settle(ctx, tx, &p, res, op)
+		case "declined", "not_found":
+			p.State, p.Outcome = "declined", trunc(res.State+": "+res.Reason, 200)
+		default:
+			if p.State == "unknown" {
+				return nil
+			}
+			p.State, p.Outcome = "unknown", trunc(res.Reason, 200)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE payments SET state = ?, outcome = ?, updated_at = ? WHERE id = ?", p.State, p.Outcome, s.now(), p.ID); err != nil {
+			return err
+		}
+		return auth.Record(ctx, tx, auth.Entry{Action: "payment." + p.State, Entity: "payment", EntityID: p.ID, Before: before, After: p})
+	})
+	if err == nil {
+		err = s.withReceipt(ctx, &p)
+	}
+	return p, err
+}
+
+// settle applies a payment to its bills, oldest first, takes the next
+// receipt number, and queues the receipt's printing: all in tx, so the
+// books, the receipt and the print job commit together or not at all. A
+// cash or transfer payment for bills paid meanwhile is refused; an approved
+// card payment is never refused (the money is taken): what its bills no
+// longer need goes to the unit's other open bills, and then to credit.
+func (s *Service) settle(ctx context.Context, tx *store.Tx, p *Payment, res TerminalResult, op operator) error {
+	before := *p
+	var unitID int64
+	if err := tx.Get(ctx, &unitID, "SELECT unit_id FROM payments WHERE id = ?", p.ID); err != nil {
+		return err
+	}
+	var ids []int64
+	for _, f := range strings.Split(p.BillIDs, ",") {
+		var id int64
+		if _, err := fmt.Sscan(f, &id); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	var open []Bill
+	if err := tx.Select(ctx, &open, "SELECT "+billCols+billFrom+" WHERE b.unit_id = ? AND b.state = 'open' ORDER BY b.due_on, b.period, b.id", unitID); err != nil {
+		return err
+	}
+	chosen := slices.DeleteFunc(slices.Clone(open), func(b Bill) bool { return !slices.Contains(ids, b.ID) })
+	var avail int64
+	for _, b := range chosen {
+		avail += b.Outstanding()
+	}
+	if avail < p.AmountFen && p.Method != "card" {
+		return fault.Conflict("bill_ids", "bill_paid_meanwhile")
+	}
+	if p.Method == "card" {
+		for _, b := range open { // the rest of the unit's bills, after the chosen ones
+			if !slices.Contains(ids, b.ID) {
+				chosen = append(chosen, b)
+			}
+		}
+	}
+	left := p.AmountFen
+	now := s.now()
+	for _, b := range chosen {
+		if left == 0 {
+			break
+		}
+		amt := min(left, b.Outstanding())
+		res, err := tx.Exec(ctx, `UPDATE bills SET paid_fen = paid_fen + ?, state = CASE WHEN paid_fen + ? = amount_fen THEN 'paid' ELSE 'open' END,
+			updated_at = ? WHERE id = ? AND state = 'open' AND amount_fen - paid_fen >= ?`, amt, amt, now, b.ID, amt)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fault.Conflict("bill_ids", "bill_paid_meanwhile")
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO payment_allocations (payment_id, bill_id, amount_fen) VALUES (?, ?, ?)", p.ID, b.ID, amt); err != nil {
+			return err
+		}
+		left -= amt
+	}
+	day := s.Today()
+	if err := s.dayOpen(ctx, tx, op); err != nil && p.Method != "card" {
+		return err
+	} else if err != nil {
+		// An approved card payment whose operator closed the day meanwhile
+		// lands on the books the next day.
+		day = s.now().In(s.loc).AddDate(0, 0, 1).Format(time.DateOnly)
+	}
+	p.State, p.BusinessDay = "settled", &day
+	if _, err := tx.Exec(ctx, "UPDATE payments SET state = 'settled', business_day = ?, updated_at = ? WHERE id = ?", day, now, p.ID); err != nil {
+		return err
+	}
+	rc, err := s.issueReceipt(ctx, tx, p)
+	if err != nil {
+		return err
+	}
+	p.Receipt = &rc
+	return auth.Record(ctx, tx, auth.Entry{Action: "payment.settle", Entity: "payment", EntityID: p.ID, Before: before,
+		After: map[string]any{"payment": p, "receipt": rc.Number, "unallocated_fen": left}})
+}
+
+func (s *Service) payment(ctx context.Context, q store.Q, id int64) (Payment, error) {
+	var p Payment
+	err := q.Get(ctx, &p, "SELECT "+paymentCols+paymentFrom+" WHERE p.id = ? AND p.site_id = ?", id, s.site.ID)
+	if store.IsNoRows(err) {
+		return p, fault.NotFound("payment_not_found")
+	}
+	return p, err
+}
+
+// Payment returns a payment with its receipt.
+func (s *Service) Payment(ctx context.Context, id int64) (Payment, error) {
+	p, err := s.payment(ctx, s.db, id)
+	if err == nil {
+		err = s.withReceipt(ctx, &p)
+	}
+	return p, err
+}
+
+func (s *Service) withReceipt(ctx context.Context, p *Payment) error {
+	if p.State != "settled" || p.Receipt != nil {
+		return nil
+	}
+	var id int64
+	if err := s.db.Get(ctx, &id, "SELECT id FROM receipts WHERE payment_id = ?", p.ID); err != nil {
+		return err
+	}
+	rc, err := s.Receipt(ctx, id)
+	if err != nil {
+		return err
+	}
+	p.Receipt = &rc
+	return nil
+}
+
+// Resolve settles or ends every card payment left waiting (after a
+// timeout, a crash, a restart) by asking the terminal about its reference.
+// Payments with a terminal call running in this process are left alone.
+// It returns how many it resolved.
+func (s *Service) Resolve(ctx context.Context) (int, error) {
+	if s.terminal == nil {
+		return 0, nil
+	}
+	var waiting []Payment
+	if err := s.db.Select(ctx, &waiting, "SELECT "+paymentCols+paymentFrom+
+		" WHERE p.site_id = ? AND p.method = 'card' AND p.state IN ('sent', 'unknown', 'approved') ORDER BY p.id", s.site.ID); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range waiting {
+		s.mu.Lock()
+		busy := s.inflight[p.Ref]
+		s.mu.Unlock()
+		if busy {
+			continue
+		}
+		res := TerminalResult{State: "approved", AuthCode: p.AuthCode, Last4: p.CardLast4}
+		if p.State != "approved" { // approved but not settled: a crash between the two
+			var err error
+			if res, err = s.terminal.Query(ctx, p.Ref); err != nil {
+				s.log.Warn("billing: terminal query", "ref", p.Ref, "err", err)
+				continue
+			}
+		}
+		out, err := s.record(ctx, p.ID, res, operator{p.OpKind, p.OpID, p.OpName})
+		if err != nil {
+			s.log.Error("billing: resolve payment", "ref", p.Ref, "err", err)
+			continue
+		}
+		if out.State != p.State {
+			n++
+			s.log.Info("billing: payment resolved", "ref", p.Ref, "state", out.State)
+		}
+	}
+	return n, nil
+}
+
+// RunResolver resolves waiting card payments now and every interval.
+func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if _, err := s.Resolve(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("billing: resolver", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func newRef(now time.Time) string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return "P" + now.Format("060102") + strings.ToUpper(hex.EncodeToString(b))
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// jsonString marshals v for a TEXT column.
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
