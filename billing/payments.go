@@ -16,7 +16,8 @@ import (
 	"onecard/store"
 )
 
-// Terminal is a bank-card payment terminal, as billing uses it. Sale
+// Terminal is a bank-card payment terminal, as billing uses it (one that
+// also has Ready() bool is asked first whether it is connected). Sale
 // charges amount under our reference and returns the outcome; when the
 // outcome cannot be learned (no answer, power lost), it returns State
 // "unknown" and the caller resolves it later with Query, which returns
@@ -118,8 +119,13 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	if err := checkPay(&in); err != nil {
 		return Payment{}, err
 	}
-	if in.Method == "card" && s.terminal == nil {
-		return Payment{}, fault.Invalid("method", "no_terminal")
+	if in.Method == "card" {
+		if s.terminal == nil {
+			return Payment{}, fault.Invalid("method", "no_terminal")
+		}
+		if r, ok := s.terminal.(interface{ Ready() bool }); ok && !r.Ready() {
+			return Payment{}, fault.Conflict("method", "terminal_offline")
+		}
 	}
 	var p Payment
 	var fresh bool

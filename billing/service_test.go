@@ -2,8 +2,10 @@ package billing_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,9 @@ import (
 	"onecard/billing"
 	"onecard/estate"
 	"onecard/fault"
+	firmwaresim "onecard/firmware-sim"
+	printersim "onecard/firmware-sim/printer"
+	"onecard/printing"
 	"onecard/store"
 	"onecard/store/storetest"
 )
@@ -27,7 +32,11 @@ type books struct {
 	clerk      auth.Actor
 }
 
-func newBooks(t *testing.T, db *store.DB) *books {
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func newBooks(t *testing.T, db *store.DB) *books { return newBooksWith(t, db, billing.Options{}) }
+
+func newBooksWith(t *testing.T, db *store.DB, o billing.Options) *books {
 	t.Helper()
 	ctx := context.Background()
 	es, err := estate.Open(ctx, db, "t1", "测试小区", "Asia/Shanghai")
@@ -43,7 +52,8 @@ func newBooks(t *testing.T, db *store.DB) *books {
 			t.Fatal(err)
 		}
 	}
-	b, err := billing.Open(ctx, db, es.Site(), billing.Options{})
+	o.Log = quiet
+	b, err := billing.Open(ctx, db, es.Site(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,37 +385,27 @@ func TestArrears(t *testing.T) {
 	})
 }
 
-// paper is a printer that keeps what it prints, or refuses while out of
-// paper, like the simulator's status answer (the ESC/POS path itself is
-// tested against the simulator in devices/escpos).
-type paper struct {
-	mu   sync.Mutex
-	docs [][]billing.Line
-	out  bool
-}
-
-func (p *paper) Print(_ context.Context, doc []billing.Line) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.out {
-		return errors.New("paper out")
-	}
-	p.docs = append(p.docs, doc)
-	return nil
-}
-
-func (p *paper) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.docs)
-}
-
+// TestPrintJobsPrintOnceAndRetry runs the print worker against the
+// printer simulator over a pty (devices/escpos through printing): a job
+// the printer refuses (out of paper) fails and prints nothing, the desk's
+// retry prints it once, a reprint says it is a copy.
 func TestPrintJobsPrintOnceAndRetry(t *testing.T) {
 	bk := newBooks(t, storetest.SQLite(t))
 	bk.b.Generate(bk.cashier, "2026-11")
-	pr := &paper{out: true}
+	dir := t.TempDir()
+	pty, err := firmwaresim.OpenPTY(dir + "/printer.pty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := printersim.New(printersim.Options{Baud: 115200, Log: quiet})
+	sim.SetPaper(printersim.PaperOut)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	simDone := make(chan struct{})
+	go func() { defer close(simDone); sim.Serve(ctx, pty) }()
+	defer func() { cancel(); <-simDone; pty.Close() }()
+	pr := printing.Open(ctx, dir+"/printer.pty", 115200, quiet)
+	waitFor(t, "the printer to connect", func() bool { _, err := pr.Status(ctx); return err == nil })
 	done := make(chan struct{})
 	go func() { defer close(done); bk.b.RunPrinter(ctx, pr) }()
 	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "pr-00001", Unit: "1-1-101", AmountFen: 22375, Method: "cash", TenderedFen: 22375})
@@ -417,25 +417,29 @@ func TestPrintJobsPrintOnceAndRetry(t *testing.T) {
 		jobs, _ = bk.b.PrintJobs(ctx)
 		return len(jobs) == 1 && jobs[0].State == "failed"
 	})
-	pr.mu.Lock()
-	pr.out = false
-	pr.mu.Unlock()
+	if len(sim.Receipts()) != 0 {
+		t.Fatal("printed without paper")
+	}
+	sim.SetPaper(printersim.PaperOK)
 	if err := bk.b.RetryPrint(bk.cashier, jobs[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the receipt printed", func() bool { return pr.count() == 1 })
+	waitFor(t, "the receipt printed", func() bool { return len(sim.Receipts()) == 1 })
 	if err := bk.b.RetryPrint(bk.cashier, jobs[0].ID); code(err) != "print_job_not_failed" {
 		t.Fatalf("retry of a printed job: %v", err)
 	}
 	if err := bk.b.Reprint(bk.cashier, p.Receipt.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the copy printed", func() bool { return pr.count() == 2 })
-	pr.mu.Lock()
-	first, copy := pr.docs[0], pr.docs[1]
-	pr.mu.Unlock()
-	if first[1].Text != "收款收据" || copy[1].Text != "收款收据（重印副本）" {
-		t.Fatalf("titles %q, %q", first[1].Text, copy[1].Text)
+	waitFor(t, "the copy printed", func() bool { return len(sim.Receipts()) == 2 })
+	first, copy := sim.Receipts()[0].Text, sim.Receipts()[1].Text
+	for _, want := range []string{"收款收据", "No. 2026-000001", "1-1-101", "贰佰贰拾叁元柒角伍分", "物业服务费 2026-11"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("receipt lacks %q:\n%s", want, first)
+		}
+	}
+	if strings.Contains(first, "重印") || !strings.Contains(copy, "收款收据（重印副本）") {
+		t.Fatalf("copy marking wrong:\n%s\n---\n%s", first, copy)
 	}
 	cancel()
 	<-done
@@ -443,7 +447,7 @@ func TestPrintJobsPrintOnceAndRetry(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}

@@ -39,6 +39,8 @@ type simulator struct {
 var simulators = []simulator{
 	{"pn532", "desk card encoder: NXP PN532 over HSU, MIFARE Classic 1K cards", runPN532},
 	{"readers", "gate readers over MQTT (docs/mqtt.md), many in one process", runReaders},
+	{"printer", "receipt printer: ESC/POS on a pty, receipts written as .txt and .png", runPrinter},
+	{"payterm", "bank-card payment terminal, our framed protocol (docs/payterm.md)", runPayterm},
 }
 
 // usageError is a mistake on the command line: exit status 2.

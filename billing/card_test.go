@@ -1,0 +1,92 @@
+package billing_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"onecard/billing"
+	firmwaresim "onecard/firmware-sim"
+	paytermsim "onecard/firmware-sim/payterm"
+	"onecard/store/storetest"
+	"onecard/terminal"
+)
+
+// startTerminal runs the terminal simulator on a pty and the terminal over
+// it, as onecard serve does with a real one, and opens books using it.
+func startTerminal(t *testing.T) (*books, *paytermsim.Sim) {
+	t.Helper()
+	dir := t.TempDir()
+	pty, err := firmwaresim.OpenPTY(dir + "/payterm.pty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := paytermsim.New(paytermsim.Options{Baud: 115200, Delay: 50 * time.Millisecond, Reboot: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sim.Serve(ctx, pty) }()
+	term := terminal.Open(ctx, dir+"/payterm.pty", 115200, quiet)
+	t.Cleanup(func() { cancel(); <-done; pty.Close() })
+	waitFor(t, "the terminal to connect", term.Ready)
+	bk := newBooksWith(t, storetest.SQLite(t), billing.Options{Terminal: term})
+	return bk, sim
+}
+
+func TestCardPayments(t *testing.T) {
+	bk, sim := startTerminal(t)
+	for _, p := range []string{"2026-10", "2026-11"} {
+		bk.b.Generate(bk.cashier, p)
+	}
+	// Approved: settled with a receipt showing the card.
+	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "card-0001", Unit: "1-1-101", AmountFen: 22375, Method: "card"})
+	if err != nil || p.State != "settled" || p.Receipt == nil || p.CardLast4 == "" || p.AuthCode == "" {
+		t.Fatalf("approved: %+v %v", p, err)
+	}
+	// Declined: nothing changes but the attempt's record.
+	if err := sim.Decline("51", "insufficient funds"); err != nil {
+		t.Fatal(err)
+	}
+	p, err = bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "card-0002", Unit: "1-1-101", AmountFen: 22375, Method: "card"})
+	if code(err) != "card_declined" || p.State != "declined" || p.Receipt != nil {
+		t.Fatalf("declined: %+v %v", p, err)
+	}
+	// Power lost after approving: the driver cannot learn the outcome in
+	// time; the payment waits as unknown until the resolver asks the
+	// terminal, whose journal says approved.
+	sim.Approve()
+	sim.PowerLoss(3 * time.Second)
+	ctx, cancel := context.WithTimeout(bk.cashier, time.Second)
+	p, err = bk.b.Pay(ctx, billing.PayInput{IdemKey: "card-0003", Unit: "1-1-101", AmountFen: 22375, Method: "card"})
+	cancel()
+	if !errors.Is(err, billing.ErrOutcomeUnknown) || p.State != "unknown" {
+		t.Fatalf("power loss: %+v %v", p, err)
+	}
+	a, _ := bk.b.Account(bk.cashier, "1-1-101")
+	if !a.PendingCard || a.DueFen != 22375 {
+		t.Fatalf("account while unknown: %+v", a)
+	}
+	waitFor(t, "the resolver to settle it", func() bool {
+		bk.b.Resolve(context.Background())
+		p, _ = bk.b.Payment(context.Background(), p.ID)
+		return p.State == "settled"
+	})
+	if p.Receipt == nil || p.Receipt.Number != "2026-000002" {
+		t.Fatalf("resolved payment: %+v", p)
+	}
+	a, _ = bk.b.Account(bk.cashier, "1-1-101")
+	if a.PendingCard || a.DueFen != 0 {
+		t.Fatalf("account after: %+v", a)
+	}
+	// The same key again: the same payment, not a second charge.
+	again, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "card-0003", Unit: "1-1-101", AmountFen: 22375, Method: "card"})
+	if err != nil || again.ID != p.ID {
+		t.Fatalf("repeat: %+v %v", again, err)
+	}
+	if n := len(sim.Journal()); n != 3 {
+		t.Fatalf("%d sales on the terminal", n)
+	}
+}
