@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"onecard/auth"
+	"onecard/billing"
 	"onecard/cards"
 	"onecard/estate"
 	"onecard/fault"
@@ -33,6 +34,8 @@ type API struct {
 	Encoder *cards.Station
 	// Fleet is the reader fleet; nil when not running.
 	Fleet *fleet.Service
+	// Billing is the books; nil in tests of other parts.
+	Billing *billing.Service
 }
 
 // Register mounts /api/v1 on app.
@@ -65,6 +68,8 @@ func (a *API) Register(app *fiber.App) {
 	g.Post("/devices/:id/resync", web.Managers, a.startResync)
 	g.Get("/devices/:id/resync", web.Managers, a.resyncProgress)
 	g.Post("/devices/:id/enable", web.Managers, a.enableDevice)
+
+	a.registerBilling(g)
 
 	g.Get("/audit", web.Managers, a.audit)
 	g.Get("/staff", web.Admins, a.listStaff)

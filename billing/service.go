@@ -69,8 +69,11 @@ func Open(ctx context.Context, db *store.DB, site estate.Site, o Options) (*Serv
 	return s, nil
 }
 
-// SetClock replaces the clock (tests).
+// SetClock replaces the clock (tests, and loading history).
 func (s *Service) SetClock(now func() time.Time) { s.now = now }
+
+// Clock returns the clock.
+func (s *Service) Clock() func() time.Time { return s.now }
 
 // Today is the business day at the site.
 func (s *Service) Today() string { return s.now().In(s.loc).Format(time.DateOnly) }

@@ -19,10 +19,13 @@ import (
 	"github.com/gofiber/template/html/v2"
 
 	"onecard/auth"
+	"onecard/billing"
 	"onecard/cards"
 	"onecard/estate"
 	"onecard/fault"
 	"onecard/fleet"
+	"onecard/printing"
+	"onecard/terminal"
 	"onecard/web"
 )
 
@@ -32,7 +35,8 @@ var viewsFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins}
+var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins,
+	"cash": web.Cashiers}
 
 // Desk holds the services the screens call.
 type Desk struct {
@@ -45,6 +49,11 @@ type Desk struct {
 	Fleet *fleet.Service
 	// Stopping is closed when the server shuts down, ending live streams.
 	Stopping <-chan struct{}
+	// Billing is the books; Printer and Terminal the desk's devices (nil
+	// when none is configured).
+	Billing  *billing.Service
+	Printer  *printing.Printer
+	Terminal *terminal.Terminal
 	loc      *time.Location
 }
 
@@ -82,6 +91,9 @@ func Views(loc *time.Location, site string) fiber.Views {
 		},
 		"localtime": func(t time.Time) string { return t.In(loc).Format("2006-01-02 15:04:05") },
 		"site":      func() string { return site },
+		"yuan":      billing.Yuan,
+		"method":    billing.MethodName,
+		"inc":       func(i int) int { return i + 1 },
 	})
 	return e
 }
@@ -111,6 +123,25 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/people/:id/edit", web.DirectoryWriters, d.updatePerson)
 
 	g.Get("/encoder", web.DirectoryWriters, d.encoder)
+
+	g.Get("/cashier", web.Cashiers, d.cashier)
+	g.Get("/cashier/day", web.Cashiers, d.dayPage)
+	g.Post("/cashier/day/close", web.Cashiers, d.closeDay)
+	g.Get("/cashier/:code", web.Cashiers, d.account)
+	g.Post("/cashier/:code/pay", web.Cashiers, d.pay)
+	g.Get("/payments/:id", web.Cashiers, d.paymentPage)
+	g.Post("/payments/:id/check", web.Cashiers, d.checkPayment)
+	g.Get("/receipts/:id", web.Cashiers, d.receiptPage)
+	g.Post("/receipts/:id/reprint", web.Cashiers, d.reprint)
+	g.Post("/receipts/:id/void", web.Cashiers, d.void)
+	g.Post("/receipts/:id/refund", web.Cashiers, d.refund)
+	g.Get("/print-jobs", web.Cashiers, d.printJobs)
+	g.Post("/print-jobs/:id/retry", web.Cashiers, d.retryPrint)
+	g.Get("/arrears", web.Cashiers, d.arrears)
+	g.Get("/arrears/:code/notice", web.Cashiers, d.notice)
+	g.Get("/fees", web.Managers, d.fees)
+	g.Post("/fees", web.Managers, d.saveFee)
+	g.Post("/fees/generate", web.Managers, d.generate)
 
 	g.Get("/import", web.Managers, d.importPage)
 	g.Post("/import", web.Managers, d.importRoll)

@@ -17,12 +17,15 @@ import (
 
 	"onecard/api"
 	"onecard/auth"
+	"onecard/billing"
 	"onecard/cards"
 	"onecard/desk"
 	"onecard/devices/broker"
 	"onecard/estate"
 	"onecard/fleet"
+	"onecard/printing"
 	"onecard/store"
+	"onecard/terminal"
 	"onecard/web"
 )
 
@@ -47,6 +50,11 @@ type Deps struct {
 	BrokerStats func() broker.Stats
 	// Stopping is closed when shutdown begins: live streams end.
 	Stopping <-chan struct{}
+	// Billing is the books; Printer and Terminal the desk's receipt
+	// printer and payment terminal (nil when none is configured).
+	Billing  *billing.Service
+	Printer  *printing.Printer
+	Terminal *terminal.Terminal
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -122,8 +130,9 @@ func New(d Deps) (*App, error) {
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
-	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet}).Register(app)
-	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping}).Register(app, loc)
+	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing}).Register(app)
+	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

@@ -70,6 +70,8 @@ var (
 	DirectoryWriters = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk}
 	// Managers import and export the roll and read the audit log.
 	Managers = []auth.Role{auth.Admin, auth.Supervisor}
+	// Cashiers take payments and close their day.
+	Cashiers = []auth.Role{auth.Admin, auth.Supervisor, auth.Cashier}
 	// Admins manage staff accounts and API tokens.
 	Admins = []auth.Role{auth.Admin}
 )

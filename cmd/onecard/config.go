@@ -41,6 +41,10 @@ type config struct {
 	MQTTTLSCert     string
 	MQTTTLSKey      string
 	MemoryLimit     string
+	Printer         string
+	PrinterBaud     int
+	Payterm         string
+	PaytermBaud     int
 	// mqttListenFallback lets the demo take any free port when the
 	// default MQTT port is taken.
 	mqttListenFallback bool
@@ -90,6 +94,14 @@ func options(c *config) []option {
 		{"mqtt-tls-cert", "TLS certificate file for the embedded MQTT broker (devices then use tls://)", str(&c.MQTTTLSCert, "")},
 		{"mqtt-tls-key", "TLS private key file for the embedded MQTT broker", str(&c.MQTTTLSKey, "")},
 		{"monitor-password", "password of the read-only 'monitor' user of the embedded broker (default: random, logged)", str(&c.MonitorPassword, "")},
+		{"printer", "serial port of the desk's receipt printer (ESC/POS), e.g. /dev/ttyUSB1; empty for none", str(&c.Printer, "")},
+		{"printer-baud", "the receipt printer's baud rate", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.PrinterBaud, n, 9600, h)
+		}},
+		{"payterm", "serial port of the desk's bank-card payment terminal (docs/payterm.md); empty for none", str(&c.Payterm, "")},
+		{"payterm-baud", "the payment terminal's baud rate", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.PaytermBaud, n, 115200, h)
+		}},
 		{"memory-limit", "soft memory limit of the server (e.g. 180MiB, 1GiB; 0 for none); GOMEMLIMIT, if set, wins", str(&c.MemoryLimit, "180MiB")},
 		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}

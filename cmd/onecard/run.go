@@ -79,7 +79,8 @@ func run(args []string) error {
 var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time-zone", "log-level", "log-format",
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
-	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit"}
+	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit",
+	"printer", "printer-baud", "payterm", "payterm-baud"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level
@@ -186,6 +187,10 @@ func serve(args []string, isDemo bool) error {
 		station = cards.NewStation(c.Encoder)
 		runEncoder(ctx, c, keys, station, log)
 	}
+	books, err := startBilling(ctx, c, db, es, as, isDemo, log)
+	if err != nil {
+		return err
+	}
 	stopping := make(chan struct{})
 	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log)
 	if err != nil {
@@ -201,7 +206,8 @@ func serve(args []string, isDemo bool) error {
 	}
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
-		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping})
+		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
+		Billing: books.Service, Printer: books.printer, Terminal: books.terminal})
 	if err != nil {
 		return err
 	}
