@@ -34,7 +34,7 @@ type API struct {
 	Encoder *cards.Station
 	// Fleet is the reader fleet; nil when not running.
 	Fleet *fleet.Service
-	// Billing is the books; nil in tests of other parts.
+	// Billing is the books.
 	Billing *billing.Service
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"onecard/billing"
+	"onecard/devices/payterm"
 	firmwaresim "onecard/firmware-sim"
 	paytermsim "onecard/firmware-sim/payterm"
 	"onecard/store/storetest"
@@ -29,7 +30,7 @@ func startTerminal(t *testing.T) (*books, *paytermsim.Sim) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); sim.Serve(ctx, pty) }()
-	term := terminal.Open(ctx, dir+"/payterm.pty", 115200, quiet)
+	term := terminal.Open(ctx, dir+"/payterm.pty", &payterm.Opts{Baud: 115200}, quiet)
 	t.Cleanup(func() { cancel(); <-done; pty.Close() })
 	waitFor(t, "the terminal to connect", term.Ready)
 	bk := newBooksWith(t, storetest.SQLite(t), billing.Options{Terminal: term})

@@ -95,11 +95,17 @@ func (s *Service) day(ctx context.Context, q store.Q, day, kind string, id int64
 	}
 	d := Day{Day: day, OperatorKind: kind, OperatorID: id, Totals: Totals{Payments: map[string]int64{}, Voids: map[string]int64{},
 		Refunds: map[string]int64{}, Net: map[string]int64{}}}
-	if kind == "staff" {
+	switch kind {
+	case "staff":
 		if err := q.Get(ctx, &d.Operator, "SELECT username FROM staff WHERE id = ?", id); err != nil && !store.IsNoRows(err) {
 			return Day{}, err
 		}
-	} else {
+	case "token":
+		if err := q.Get(ctx, &d.Operator, "SELECT name FROM api_tokens WHERE id = ?", id); err != nil && !store.IsNoRows(err) {
+			return Day{}, err
+		}
+		d.Operator = "API: " + d.Operator
+	default:
 		d.Operator = kind + "-" + jsonString(id)
 	}
 	type sum struct {
@@ -163,10 +169,10 @@ type CloseInput struct {
 // needs a note). The day is then locked for that operator. A cashier
 // closes their own day; a supervisor any.
 func (s *Service) CloseDay(ctx context.Context, in CloseInput) (Day, error) {
-	a := auth.ActorFrom(ctx)
-	if a.Kind != "staff" && a.Kind != "token" {
-		return Day{}, fault.Forbidden("operator_required")
+	if _, err := person(ctx); err != nil {
+		return Day{}, err
 	}
+	a := auth.ActorFrom(ctx)
 	if in.OperatorKind == "" {
 		in.OperatorKind = "staff"
 	}

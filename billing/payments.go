@@ -97,12 +97,23 @@ type operator struct {
 func operatorFrom(ctx context.Context) (operator, error) {
 	a := auth.ActorFrom(ctx)
 	switch a.Kind {
-	case "staff", "token":
-		return operator{"staff", a.ID, a.Name}, nil
-	case "kiosk":
-		return operator{"kiosk", a.ID, a.Name}, nil
+	case "staff", "kiosk", "token":
+		return operator{a.Kind, a.ID, a.Name}, nil
 	}
 	return operator{}, fault.Forbidden("operator_required")
+}
+
+// person returns the staff member acting: voids, refunds and closing a day
+// need a person, not an integration's token.
+func person(ctx context.Context) (operator, error) {
+	op, err := operatorFrom(ctx)
+	if err != nil {
+		return op, err
+	}
+	if op.kind != "staff" {
+		return op, fault.Invalid("operator", "person_required")
+	}
+	return op, nil
 }
 
 // Pay takes a payment. Cash and transfers settle at once, with a receipt.
@@ -137,13 +148,28 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 		}
 		return s.settle(ctx, tx, &p, TerminalResult{}, op)
 	})
-	if err != nil || !fresh || in.Method != "card" {
-		if err == nil {
-			err = s.withReceipt(ctx, &p)
-		}
+	if err != nil {
 		return p, err
 	}
-	return s.charge(ctx, p, op)
+	if fresh && in.Method == "card" {
+		return s.charge(ctx, p, op)
+	}
+	if err := s.withReceipt(ctx, &p); err != nil {
+		return p, err
+	}
+	return p, outcomeErr(p) // a repeated request gets the same answer
+}
+
+// outcomeErr is the error a card payment's state means for the caller.
+func outcomeErr(p Payment) error {
+	switch p.State {
+	case "sent", "unknown", "approved":
+		return ErrOutcomeUnknown
+	case "declined":
+		_, reason, _ := strings.Cut(p.Outcome, ": ")
+		return fault.Invalid("card", "card_declined", "reason", reason)
+	}
+	return nil
 }
 
 func checkPay(in *PayInput) error {
@@ -282,13 +308,7 @@ func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, 
 	if err2 != nil {
 		return p, err2
 	}
-	if out.State == "unknown" || out.State == "sent" {
-		return out, ErrOutcomeUnknown
-	}
-	if out.State == "declined" {
-		return out, fault.Invalid("card", "card_declined", "reason", res.Reason)
-	}
-	return out, nil
+	return out, outcomeErr(out)
 }
 
 // record applies a terminal's answer to a payment still waiting for one:
@@ -487,18 +507,23 @@ func (s *Service) Resolve(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// RunResolver resolves waiting card payments now and every interval.
+// RunResolver resolves waiting card payments now and every interval, or
+// every two seconds while some are still waiting (after a restart, the
+// terminal's port takes a moment to open).
 func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
 	for {
 		if _, err := s.Resolve(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("billing: resolver", "err", err)
 		}
+		wait := every
+		var n int
+		if err := s.db.Get(ctx, &n, "SELECT COUNT(*) FROM payments WHERE site_id = ? AND method = 'card' AND state IN ('sent', 'unknown', 'approved')", s.site.ID); err == nil && n > 0 {
+			wait = min(every, 2*time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -186,9 +186,9 @@ func (s *Service) Void(ctx context.Context, id int64, reason string, approver au
 	if err := checkApprover(approver); err != nil {
 		return Receipt{}, err
 	}
-	op, err := operatorFrom(ctx)
-	if err != nil || op.kind != "staff" {
-		return Receipt{}, fault.Forbidden("operator_required")
+	op, err := person(ctx)
+	if err != nil {
+		return Receipt{}, err
 	}
 	var rc Receipt
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
@@ -260,9 +260,9 @@ func (s *Service) Refund(ctx context.Context, in RefundInput, approver auth.Acto
 	if err := checkApprover(approver); err != nil {
 		return 0, err
 	}
-	op, err := operatorFrom(ctx)
-	if err != nil || op.kind != "staff" {
-		return 0, fault.Forbidden("operator_required")
+	op, err := person(ctx)
+	if err != nil {
+		return 0, err
 	}
 	var id int64
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {

@@ -50,7 +50,8 @@ CREATE TABLE bills (
 );
 CREATE INDEX bills_site_state ON bills (site_id, state, due_on);
 
--- One row per payment attempt. state: created → sent → approved |
+-- One row per payment attempt, taken by an operator: a staff member, a
+-- kiosk, or an API token (an integration). state: created → sent → approved |
 -- declined | unknown → settled; cash and transfers go created → settled.
 -- idem_key makes a retried request the same attempt.
 CREATE TABLE payments (
@@ -69,7 +70,7 @@ CREATE TABLE payments (
     auth_code TEXT NOT NULL DEFAULT '',
     card_last4 TEXT NOT NULL DEFAULT '',
     transfer_ref TEXT NOT NULL DEFAULT '',
-    operator_kind TEXT NOT NULL CHECK (operator_kind IN ('staff', 'kiosk')),
+    operator_kind TEXT NOT NULL CHECK (operator_kind IN ('staff', 'kiosk', 'token')),
     operator_id BIGINT NOT NULL,
     operator_name TEXT NOT NULL,
     business_day TEXT,

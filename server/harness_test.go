@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"onecard/auth"
+	"onecard/billing"
 	"onecard/estate"
 	"onecard/server"
 	"onecard/store"
@@ -28,12 +29,22 @@ type env struct {
 	url  string
 	auth *auth.Service
 	es   *estate.Service
+	bill *billing.Service
 }
 
-func start(t *testing.T, db *store.DB) *env {
+func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
+
+// startWith is start with the books' options (a payment terminal, say).
+func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	es, err := estate.Open(ctx, db, "test", "测试小区", "Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bo.Log = quiet
+	bill, err := billing.Open(ctx, db, es.Site(), bo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +54,7 @@ func start(t *testing.T, db *store.DB) *env {
 			t.Fatal(err)
 		}
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), LoginLimit: 10000})
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +64,7 @@ func start(t *testing.T, db *store.DB) *env {
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { app.Shutdown() })
-	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es}
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill}
 }
 
 // client is an HTTP client with a cookie jar that does not follow

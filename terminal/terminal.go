@@ -79,15 +79,21 @@ func result(r payterm.Result) billing.TerminalResult {
 	return out
 }
 
-// Open keeps the payment terminal on path connected until ctx ends.
-func Open(ctx context.Context, path string, baud int, log *slog.Logger) *Terminal {
+// Open keeps the payment terminal on path connected until ctx ends. opts
+// are the driver's (nil: payterm.DefaultOpts); its Baud is the port's.
+func Open(ctx context.Context, path string, opts *payterm.Opts, log *slog.Logger) *Terminal {
+	o := payterm.DefaultOpts
+	if opts != nil {
+		o = *opts
+	}
+	baud := o.Baud
 	t := &Terminal{}
 	open := func() (io.ReadWriteCloser, error) {
 		return devices.OpenSerial(devices.SerialConfig{Path: path, Baud: baud, ReadTimeout: 100 * time.Millisecond})
 	}
 	port := devices.NewPort("payment terminal "+path, open, log)
 	go port.Run(ctx, func(ctx context.Context, rw io.ReadWriter) error {
-		d := payterm.New(rw, &payterm.Opts{Baud: baud})
+		d := payterm.New(rw, &o)
 		defer d.Close()
 		st, err := d.Status(ctx)
 		if err != nil {

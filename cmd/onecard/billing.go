@@ -9,6 +9,7 @@ import (
 	"onecard/auth"
 	"onecard/billing"
 	"onecard/demo"
+	"onecard/devices/payterm"
 	"onecard/estate"
 	firmwaresim "onecard/firmware-sim"
 	printersim "onecard/firmware-sim/printer"
@@ -46,7 +47,7 @@ func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Servi
 	}
 	o := billing.Options{Log: log}
 	if c.Payterm != "" {
-		bk.terminal = terminal.Open(ctx, c.Payterm, c.PaytermBaud, log)
+		bk.terminal = terminal.Open(ctx, c.Payterm, &payterm.Opts{Baud: c.PaytermBaud}, log)
 		o.Terminal = bk.terminal
 	}
 	var err error
