@@ -1,6 +1,7 @@
 package billing_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"onecard/auth"
 	"onecard/billing"
@@ -452,4 +455,40 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+func TestDayReport(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		bk := newBooks(t, db)
+		bk.b.Generate(bk.cashier, "2026-11")
+		p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "rep-00001", Unit: "1-1-101", AmountFen: 22375, Method: "cash", TenderedFen: 22375})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bk.b.Pay(bk.cashier2, billing.PayInput{IdemKey: "rep-00002", Unit: "1-1-102", AmountFen: 45000, Method: "transfer", TransferRef: "T9"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bk.b.Void(bk.cashier, p.Receipt.ID, "wrong amount", bk.supervisor); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if err := bk.b.DayReport(bk.cashier, "2026-12-20", &buf); err != nil {
+			t.Fatal(err)
+		}
+		f, err := excelize.OpenReader(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipts, _ := f.GetRows("收据")
+		totals, _ := f.GetRows("日结")
+		if len(receipts) != 3 || receipts[1][0] != "2026-000001" || receipts[1][1] != "voided" || receipts[2][4] != "450" {
+			t.Fatalf("receipts sheet %v", receipts)
+		}
+		if len(totals) != 3 {
+			t.Fatalf("totals sheet %v", totals)
+		}
+		if err := bk.b.DayReport(bk.cashier, "20-12-2026", &buf); code(err) != "day_invalid" {
+			t.Fatalf("bad day: %v", err)
+		}
+	})
 }

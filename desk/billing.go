@@ -1,6 +1,7 @@
 package desk
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -338,6 +339,18 @@ func (d *Desk) closeDay(c *fiber.Ctx) error {
 		return d.renderDay(c, web.Status(err), err)
 	}
 	return err
+}
+
+// dayReport downloads a day's books as XLSX (for finance).
+func (d *Desk) dayReport(c *fiber.Ctx) error {
+	day := c.Query("day", d.Billing.Today())
+	var buf bytes.Buffer
+	if err := d.Billing.DayReport(c.UserContext(), day, &buf); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="day-`+d.Estate.Site().Code+"-"+day+`.xlsx"`)
+	c.Set(fiber.HeaderContentType, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+	return c.Send(buf.Bytes())
 }
 
 func (d *Desk) printJobs(c *fiber.Ctx) error {

@@ -126,6 +126,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 
 	g.Get("/cashier", web.Cashiers, d.cashier)
 	g.Get("/cashier/day", web.Cashiers, d.dayPage)
+	g.Get("/cashier/day/report", web.Managers, d.dayReport)
 	g.Post("/cashier/day/close", web.Cashiers, d.closeDay)
 	g.Get("/cashier/:code", web.Cashiers, d.account)
 	g.Post("/cashier/:code/pay", web.Cashiers, d.pay)
