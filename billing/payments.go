@@ -141,12 +141,14 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	var p Payment
 	var fresh bool
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		var pre *prepared
 		var err error
-		p, fresh, err = s.create(ctx, tx, in, op)
+		p, pre, err = s.create(ctx, tx, in, op)
+		fresh = pre != nil
 		if err != nil || !fresh || in.Method == "card" {
 			return err
 		}
-		return s.settle(ctx, tx, &p, TerminalResult{}, op)
+		return s.settle(ctx, tx, &p, op, pre)
 	})
 	if err != nil {
 		return p, err
@@ -201,61 +203,76 @@ func checkPay(in *PayInput) error {
 	return nil
 }
 
-// create records the attempt, or finds the earlier one with the same key.
-func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op operator) (Payment, bool, error) {
-	var prior Payment
-	err := tx.Get(ctx, &prior, "SELECT "+paymentCols+paymentFrom+" WHERE p.site_id = ? AND p.idem_key = ?", s.site.ID, in.IdemKey)
-	if err == nil {
-		if prior.Method != in.Method || prior.AmountFen != in.AmountFen || prior.OpKind != op.kind || prior.OpID != op.id {
-			return Payment{}, false, fault.Conflict("idem_key", "idem_key_reused")
+// prepared is what create learned that settle needs, so that a cash
+// payment settles without reading it all again.
+type prepared struct {
+	unitID int64
+	bills  []Bill // the chosen bills, oldest first
+}
+
+// create records the attempt, or finds the earlier one with the same key
+// (then prepared is nil). Cash and transfers are recorded settled: they
+// settle in the same transaction.
+func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op operator) (Payment, *prepared, error) {
+	// A repeated request is looked up only when the new one cannot be
+	// recorded: most requests are not repeats.
+	prior := func(cause error) (Payment, *prepared, error) {
+		var p Payment
+		err := tx.Get(ctx, &p, "SELECT "+paymentCols+paymentFrom+" WHERE p.site_id = ? AND p.idem_key = ?", s.site.ID, in.IdemKey)
+		switch {
+		case store.IsNoRows(err):
+			return Payment{}, nil, cause
+		case err != nil:
+			return Payment{}, nil, err
+		case p.Method != in.Method || p.AmountFen != in.AmountFen || p.OpKind != op.kind || p.OpID != op.id:
+			return Payment{}, nil, fault.Conflict("idem_key", "idem_key_reused")
 		}
-		return prior, false, nil
-	}
-	if !store.IsNoRows(err) {
-		return Payment{}, false, err
-	}
-	if err := s.dayOpen(ctx, tx, op); err != nil {
-		return Payment{}, false, err
+		return p, nil, nil
 	}
 	u, err := s.unit(ctx, tx, in.Unit)
 	if err != nil {
-		return Payment{}, false, err
+		return prior(err)
+	}
+	if err := s.dayOpen(ctx, tx, op); err != nil {
+		return prior(err)
 	}
 	bills, err := s.chosenBills(ctx, tx, u.ID, in.BillIDs)
 	if err != nil {
-		return Payment{}, false, err
+		return prior(err)
 	}
 	var owed int64
 	for _, b := range bills {
 		owed += b.Outstanding()
 	}
 	if in.AmountFen > owed {
-		return Payment{}, false, fault.Invalid("amount", "amount_over_due", "due", owed)
+		return prior(fault.Invalid("amount", "amount_over_due", "due", owed))
 	}
 	ids := make([]string, len(bills))
 	for i, b := range bills {
 		ids[i] = fmt.Sprint(b.ID)
 	}
-	state := "created"
-	if in.Method == "card" {
-		state = "sent" // committed before the terminal is asked
-	}
 	now := s.now()
 	p := Payment{Ref: newRef(now), UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
-		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: state, TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
+		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: "settled", TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
 		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now}
+	if in.Method == "card" {
+		p.State = "sent" // committed before the terminal is asked
+	} else {
+		day := s.Today()
+		p.BusinessDay = &day
+	}
 	p.ID, err = tx.Insert(ctx, `INSERT INTO payments (site_id, unit_id, idem_key, ref, method, amount_fen, tendered_fen, change_fen, bill_ids,
-		state, transfer_ref, operator_kind, operator_id, operator_name, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+		state, transfer_ref, operator_kind, operator_id, operator_name, business_day, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, idem_key) DO NOTHING RETURNING id`,
 		s.site.ID, u.ID, p.IdemKey, p.Ref, p.Method, p.AmountFen, p.TenderedFen, p.ChangeFen, p.BillIDs, p.State, p.TransferRef,
-		op.kind, op.id, op.name, now, now)
-	if store.IsUnique(err) {
-		return Payment{}, false, fault.Conflict("idem_key", "idem_key_reused")
+		op.kind, op.id, op.name, p.BusinessDay, now, now)
+	if store.IsNoRows(err) { // the key is taken: a repeat
+		return prior(fault.Conflict("idem_key", "idem_key_reused"))
 	}
 	if err != nil {
-		return Payment{}, false, err
+		return Payment{}, nil, err
 	}
-	return p, true, auth.Record(ctx, tx, auth.Entry{Action: "payment.create", Entity: "payment", EntityID: p.ID, After: p})
+	return p, &prepared{u.ID, bills}, auth.Record(ctx, tx, auth.Entry{Action: "payment.create", Entity: "payment", EntityID: p.ID, After: p})
 }
 
 // chosenBills returns the open bills to pay, oldest first: the ones named
@@ -332,7 +349,7 @@ func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op o
 				p.AuthCode, p.CardLast4, s.now(), p.ID); err != nil {
 				return err
 			}
-			return s.settle(ctx, tx, &p, res, op)
+			return s.settle(ctx, tx, &p, op, nil)
 		case "declined", "not_found":
 			p.State, p.Outcome = "declined", trunc(res.State+": "+res.Reason, 200)
 		default:
@@ -355,36 +372,38 @@ func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op o
 // settle applies a payment to its bills, oldest first, takes the next
 // receipt number, and queues the receipt's printing: all in tx, so the
 // books, the receipt and the print job commit together or not at all. A
-// cash or transfer payment for bills paid meanwhile is refused; an approved
-// card payment is never refused (the money is taken): what its bills no
-// longer need goes to the unit's other open bills, and then to credit.
-func (s *Service) settle(ctx context.Context, tx *store.Tx, p *Payment, res TerminalResult, op operator) error {
+// cash or transfer payment (recorded settled by create, which passes what
+// it read as pre) for bills paid meanwhile is refused; an approved card
+// payment (pre nil) is never refused, the money being taken: what its
+// bills no longer need goes to the unit's other open bills, and then to
+// credit.
+func (s *Service) settle(ctx context.Context, tx *store.Tx, p *Payment, op operator, pre *prepared) error {
 	before := *p
-	var unitID int64
-	if err := tx.Get(ctx, &unitID, "SELECT unit_id FROM payments WHERE id = ?", p.ID); err != nil {
-		return err
-	}
-	var ids []int64
-	for _, f := range strings.Split(p.BillIDs, ",") {
-		var id int64
-		if _, err := fmt.Sscan(f, &id); err == nil {
-			ids = append(ids, id)
+	chosen := []Bill(nil)
+	if pre != nil {
+		chosen = pre.bills
+	} else {
+		var unitID int64
+		if err := tx.Get(ctx, &unitID, "SELECT unit_id FROM payments WHERE id = ?", p.ID); err != nil {
+			return err
 		}
-	}
-	var open []Bill
-	if err := tx.Select(ctx, &open, "SELECT "+billCols+billFrom+" WHERE b.unit_id = ? AND b.state = 'open' ORDER BY b.due_on, b.period, b.id", unitID); err != nil {
-		return err
-	}
-	chosen := slices.DeleteFunc(slices.Clone(open), func(b Bill) bool { return !slices.Contains(ids, b.ID) })
-	var avail int64
-	for _, b := range chosen {
-		avail += b.Outstanding()
-	}
-	if avail < p.AmountFen && p.Method != "card" {
-		return fault.Conflict("bill_ids", "bill_paid_meanwhile")
-	}
-	if p.Method == "card" {
-		for _, b := range open { // the rest of the unit's bills, after the chosen ones
+		var ids []int64
+		for _, f := range strings.Split(p.BillIDs, ",") {
+			var id int64
+			if _, err := fmt.Sscan(f, &id); err == nil {
+				ids = append(ids, id)
+			}
+		}
+		var open []Bill
+		if err := tx.Select(ctx, &open, "SELECT "+billCols+billFrom+" WHERE b.unit_id = ? AND b.state = 'open' ORDER BY b.due_on, b.period, b.id", unitID); err != nil {
+			return err
+		}
+		for _, b := range open { // the chosen bills still open, then the rest
+			if slices.Contains(ids, b.ID) {
+				chosen = append(chosen, b)
+			}
+		}
+		for _, b := range open {
 			if !slices.Contains(ids, b.ID) {
 				chosen = append(chosen, b)
 			}
@@ -392,6 +411,7 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, p *Payment, res Term
 	}
 	left := p.AmountFen
 	now := s.now()
+	var lines []ReceiptLine
 	for _, b := range chosen {
 		if left == 0 {
 			break
@@ -403,26 +423,33 @@ func (s *Service) settle(ctx context.Context, tx *store.Tx, p *Payment, res Term
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
-			return fault.Conflict("bill_ids", "bill_paid_meanwhile")
+			if pre != nil {
+				return fault.Conflict("bill_ids", "bill_paid_meanwhile")
+			}
+			continue // paid meanwhile: the next one
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO payment_allocations (payment_id, bill_id, amount_fen) VALUES (?, ?, ?)", p.ID, b.ID, amt); err != nil {
 			return err
 		}
+		lines = append(lines, ReceiptLine{Item: b.ItemName, Period: b.Period, AmountFen: amt})
 		left -= amt
 	}
-	day := s.Today()
-	if err := s.dayOpen(ctx, tx, op); err != nil && p.Method != "card" {
-		return err
-	} else if err != nil {
-		// An approved card payment whose operator closed the day meanwhile
-		// lands on the books the next day.
-		day = s.now().In(s.loc).AddDate(0, 0, 1).Format(time.DateOnly)
+	if left > 0 && pre != nil {
+		return fault.Conflict("bill_ids", "bill_paid_meanwhile")
 	}
-	p.State, p.BusinessDay = "settled", &day
-	if _, err := tx.Exec(ctx, "UPDATE payments SET state = 'settled', business_day = ?, updated_at = ? WHERE id = ?", day, now, p.ID); err != nil {
-		return err
+	if pre == nil {
+		day := s.Today()
+		if err := s.dayOpen(ctx, tx, op); err != nil {
+			// An approved card payment whose operator closed the day
+			// meanwhile lands on the books the next day.
+			day = s.now().In(s.loc).AddDate(0, 0, 1).Format(time.DateOnly)
+		}
+		p.State, p.BusinessDay = "settled", &day
+		if _, err := tx.Exec(ctx, "UPDATE payments SET state = 'settled', business_day = ?, updated_at = ? WHERE id = ?", day, now, p.ID); err != nil {
+			return err
+		}
 	}
-	rc, err := s.issueReceipt(ctx, tx, p)
+	rc, err := s.issueReceipt(ctx, tx, p, lines)
 	if err != nil {
 		return err
 	}
@@ -519,6 +546,11 @@ func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
 		var n int
 		if err := s.db.Get(ctx, &n, "SELECT COUNT(*) FROM payments WHERE site_id = ? AND method = 'card' AND state IN ('sent', 'unknown', 'approved')", s.site.ID); err == nil && n > 0 {
 			wait = min(every, 2*time.Second)
+			// A terminal not connected yet (just started): ask as soon as
+			// it is.
+			if r, ok := s.terminal.(interface{ Ready() bool }); ok && !r.Ready() {
+				wait = 100 * time.Millisecond
+			}
 		}
 		select {
 		case <-ctx.Done():

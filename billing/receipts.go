@@ -42,8 +42,8 @@ type ReceiptLine struct {
 }
 
 // issueReceipt takes the next number of the site and year and records the
-// receipt of p, with its print job, in tx.
-func (s *Service) issueReceipt(ctx context.Context, tx *store.Tx, p *Payment) (Receipt, error) {
+// receipt of p, paying lines, with its print job, in tx.
+func (s *Service) issueReceipt(ctx context.Context, tx *store.Tx, p *Payment, lines []ReceiptLine) (Receipt, error) {
 	now := s.now()
 	year := now.In(s.loc).Year()
 	var no int64
@@ -58,11 +58,24 @@ func (s *Service) issueReceipt(ctx context.Context, tx *store.Tx, p *Payment) (R
 	if err != nil {
 		return Receipt{}, err
 	}
-	rc, err := s.receipt(ctx, tx, id)
-	if err != nil {
-		return Receipt{}, err
-	}
+	rc := Receipt{ID: id, Number: ReceiptNumber(year, no), State: "issued", Site: s.site.Name, Unit: p.UnitCode,
+		Lines: withCredit(lines, p.AmountFen), AmountFen: p.AmountFen, Capital: Capital(p.AmountFen), Method: p.Method,
+		CardLast4: p.CardLast4, TransferRef: p.TransferRef, TenderedFen: p.TenderedFen, ChangeFen: p.ChangeFen, Operator: p.OpName,
+		IssuedAt: now, Local: now.In(s.loc).Format("2006-01-02 15:04"), PaymentID: p.ID}
 	return rc, s.queuePrint(ctx, tx, "receipt", &rc.ID, receiptDoc(rc, false))
+}
+
+// withCredit adds, to the lines a payment paid, what it brought beyond
+// them (credit).
+func withCredit(lines []ReceiptLine, amount int64) []ReceiptLine {
+	var allocated int64
+	for _, l := range lines {
+		allocated += l.AmountFen
+	}
+	if allocated < amount {
+		lines = append(lines, ReceiptLine{Item: "预存", AmountFen: amount - allocated})
+	}
+	return lines
 }
 
 // Receipt returns a receipt.
@@ -107,13 +120,7 @@ func (s *Service) receipt(ctx context.Context, q store.Q, id int64) (Receipt, er
 		JOIN bills b ON b.id = a.bill_id JOIN fee_items f ON f.id = b.fee_item_id WHERE a.payment_id = ? ORDER BY b.due_on, b.period, b.id`, row.PaymentID); err != nil {
 		return Receipt{}, err
 	}
-	var allocated int64
-	for _, l := range rc.Lines {
-		allocated += l.AmountFen
-	}
-	if allocated < rc.AmountFen {
-		rc.Lines = append(rc.Lines, ReceiptLine{Item: "预存", AmountFen: rc.AmountFen - allocated})
-	}
+	rc.Lines = withCredit(rc.Lines, rc.AmountFen)
 	if err := q.Get(ctx, &rc.RefundedFen, "SELECT COALESCE(SUM(amount_fen), 0) FROM refunds WHERE receipt_id = ?", id); err != nil {
 		return Receipt{}, err
 	}
