@@ -412,7 +412,12 @@ func (d *Desk) renderFees(c *fiber.Ctx, status int, formErr error, gen *billing.
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Items": items, "Kinds": billing.Kinds, "Period": time.Now().Format("2006-01"), "Generated": gen}
+	st, err := d.Billing.Settings(c.UserContext())
+	if err != nil {
+		return err
+	}
+	data := fiber.Map{"Items": items, "Kinds": billing.Kinds, "Period": d.Billing.Today()[:7], "Generated": gen, "Settings": st,
+		"LateRate": fmt.Sprintf("%.3f", float64(st.LateRatePerDayE5)/1000)}
 	if formErr != nil {
 		data["Error"] = message(c, formErr)
 	}
@@ -429,6 +434,27 @@ func (d *Desk) saveFee(c *fiber.Ctx) error {
 		_, err = d.Billing.SaveFeeItem(c.UserContext(), billing.FeeItem{Code: c.FormValue("code"), Name: c.FormValue("name"),
 			Kind: c.FormValue("kind"), PriceFen: price, Active: c.FormValue("active") != "", Version: v})
 	}
+	if err == nil {
+		return c.Redirect("/fees?done=saved", fiber.StatusSeeOther)
+	}
+	if userError(err) {
+		return d.renderFees(c, web.Status(err), err, nil)
+	}
+	return err
+}
+
+// saveSettings changes the due day and the contractual late charge
+// (entered in percent a day, e.g. 0.05).
+func (d *Desk) saveSettings(c *fiber.Ctx) error {
+	due, err := strconv.Atoi(strings.TrimSpace(c.FormValue("due_days")))
+	if err != nil {
+		return d.renderFees(c, fiber.StatusUnprocessableEntity, fault.Invalid("due_days", "due_days_invalid"), nil)
+	}
+	rate, err := strconv.ParseFloat(strings.TrimSpace(norm.NFKC.String(c.FormValue("late_rate"))), 64)
+	if err != nil || rate < 0 || rate > 1 {
+		return d.renderFees(c, fiber.StatusUnprocessableEntity, fault.Invalid("late_rate", "late_rate_invalid"), nil)
+	}
+	err = d.Billing.SaveSettings(c.UserContext(), billing.Settings{DueDays: due, LateRatePerDayE5: int(rate*1000 + 0.5)})
 	if err == nil {
 		return c.Redirect("/fees?done=saved", fiber.StatusSeeOther)
 	}

@@ -143,6 +143,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/fees", web.Managers, d.fees)
 	g.Post("/fees", web.Managers, d.saveFee)
 	g.Post("/fees/generate", web.Managers, d.generate)
+	g.Post("/fees/settings", web.Managers, d.saveSettings)
 
 	g.Get("/import", web.Managers, d.importPage)
 	g.Post("/import", web.Managers, d.importRoll)

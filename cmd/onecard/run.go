@@ -37,6 +37,7 @@ Usage:
   onecard migrate   apply database migrations and exit
   onecard user      manage staff accounts (add, reset-password, list)
   onecard devices   register readers and turnstiles (add, list, disable, mosquitto-config)
+  onecard billing   make the month's bills (generate), list arrears
   onecard version   print the version
 
 Run "onecard COMMAND --help" for a command's options. Every option can also
@@ -62,6 +63,8 @@ func run(args []string) error {
 		err = user(rest)
 	case "devices":
 		err = devicesCmd(rest)
+	case "billing":
+		err = billingCmd(rest)
 	case "version", "--version", "-version":
 		fmt.Println("onecard", version)
 	case "help", "--help", "-h", "-help":
