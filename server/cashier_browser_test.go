@@ -49,7 +49,10 @@ func TestCashierTakesAPaymentInTheBrowser(t *testing.T) {
 	pctx, cancel := context.WithCancel(ctx)
 	simDone, printDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(simDone); sim.Serve(pctx, pty) }()
-	go func() { defer close(printDone); e.bill.RunPrinter(pctx, printing.Open(pctx, dir+"/printer.pty", 115200, quiet)) }()
+	go func() {
+		defer close(printDone)
+		e.bill.RunPrinter(pctx, printing.Open(pctx, dir+"/printer.pty", 115200, quiet))
+	}()
 	t.Cleanup(func() { cancel(); <-printDone; <-simDone; pty.Close() })
 
 	b := browser(t)
