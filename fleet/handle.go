@@ -157,7 +157,7 @@ func (s *Service) onSync(ctx context.Context, m message) error {
 		}
 		if s.justSnapped(m.device, z.Code, z.Seq) {
 			// A device that missed changes while a snapshot was on its way
-			// (a persistent session's queue running out, say) asks for
+			// (a change published while it subscribed, say) asks for
 			// what the snapshot brings anyway.
 			s.log.Debug("fleet: sync answered by the snapshot just sent", "device", m.device, "zone", z.Code)
 			continue

@@ -238,7 +238,7 @@ func (r *Reader) connect(ctx context.Context) (*link, error) {
 		SetUsername(r.opts.ID).
 		SetPassword(r.opts.Secret).
 		SetProtocolVersion(4).
-		SetCleanSession(false).
+		SetCleanSession(true). // what it missed comes after its birth (docs/mqtt.md)
 		SetOrderMatters(true). // the handler only queues: it never blocks
 		SetAutoReconnect(false).
 		SetConnectRetry(false).
@@ -335,9 +335,8 @@ func (r *Reader) birthLocked(session uint64) []byte {
 	return b
 }
 
-// wait waits for a token, the loss of the link, ctx or a timeout. (With a
-// persistent session, paho leaves tokens pending when the connection is
-// lost.)
+// wait waits for a token, the loss of the link, ctx or a timeout. (Paho
+// may leave tokens pending when the connection is lost.)
 func wait(ctx context.Context, tok mqtt.Token, l *link, d time.Duration) error {
 	var t <-chan time.Time
 	if d > 0 {

@@ -8,8 +8,8 @@
 // # Connection
 //
 // Each Reader is one MQTT 3.1.1 client (client id = username = device id)
-// with a persistent session (clean session false), keep-alive 30 s and QoS 1
-// everywhere. Run connects, reconnecting after a loss with jittered
+// with a clean session (what it missed while away comes from the server
+// after its birth), keep-alive 30 s and QoS 1 everywhere. Run connects, reconnecting after a loss with jittered
 // exponential backoff from 200 ms to 10 s. Every connection attempt takes a
 // new session number (persisted first), set in the last will
 // {"state":"offline","session":n} retained on dev/<id>/state. Once
