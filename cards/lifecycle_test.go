@@ -16,8 +16,8 @@ import (
 	"onecard/devices/broker"
 	"onecard/estate"
 	"onecard/fault"
-	"onecard/firmware-sim/reader"
 	pn532sim "onecard/firmware-sim/pn532"
+	"onecard/firmware-sim/reader"
 	"onecard/fleet"
 	"onecard/store/storetest"
 )
