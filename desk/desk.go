@@ -52,6 +52,7 @@ type Desk struct {
 	// Billing is the books; Printer and Terminal the desk's devices (nil
 	// when none is configured).
 	Billing  *billing.Service
+	Cards    *cards.Register
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
 	loc      *time.Location
@@ -123,6 +124,9 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/people/:id/edit", web.DirectoryWriters, d.updatePerson)
 
 	g.Get("/encoder", web.DirectoryWriters, d.encoder)
+	g.Post("/units/:code/cards", web.DirectoryWriters, d.applyCard)
+	g.Get("/cards/:id", web.DirectoryReaders, d.cardPage)
+	g.Post("/cards/:id/:action", web.DirectoryWriters, d.cardAction)
 
 	g.Get("/cashier", web.Cashiers, d.cashier)
 	g.Get("/cashier/day", web.Cashiers, d.dayPage)

@@ -44,6 +44,9 @@ func (d *Desk) unit(c *fiber.Ctx) error {
 		return err
 	}
 	data := fiber.Map{"Unit": u, "Today": d.Estate.Today()}
+	if err := d.unitCards(c, u.Code, data); err != nil {
+		return err
+	}
 	switch c.Query("done") {
 	case "saved", "moved_in", "moved_out":
 		data["Flash"] = web.T(web.Lang(c), "flash."+c.Query("done"), nil)

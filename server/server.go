@@ -55,6 +55,8 @@ type Deps struct {
 	Billing  *billing.Service
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
+	// Cards is the one-card register (nil in tests of other parts).
+	Cards *cards.Register
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -132,7 +134,7 @@ func New(d Deps) (*App, error) {
 
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

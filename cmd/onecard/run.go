@@ -207,7 +207,11 @@ func serve(args []string, isDemo bool) error {
 		}
 		defer stopReaders()
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log,
+	register, err := cards.OpenRegister(ctx, cards.RegisterDeps{DB: db, Estate: es, Billing: books.Service, Fleet: fl.Service, Station: station, Keys: keys})
+	if err != nil {
+		return err
+	}
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
 		Billing: books.Service, Printer: books.printer, Terminal: books.terminal})

@@ -1,0 +1,110 @@
+package desk
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"onecard/cards"
+	"onecard/web"
+)
+
+// unitCards adds the unit's cards to the unit page's data.
+func (d *Desk) unitCards(c *fiber.Ctx, code string, data fiber.Map) error {
+	if d.Cards == nil {
+		return nil
+	}
+	list, err := d.Cards.UnitCards(c.UserContext(), code)
+	if err != nil {
+		return err
+	}
+	data["Cards"] = list
+	return nil
+}
+
+// applyCard applies for a card for a resident, from the unit page.
+func (d *Desk) applyCard(c *fiber.Ctx) error {
+	pid, _ := strconv.ParseInt(c.FormValue("person_id"), 10, 64)
+	card, err := d.Cards.Apply(c.UserContext(), cards.ApplyInput{Unit: c.Params("code"), PersonID: pid,
+		Carpark: c.FormValue("carpark") != "", Note: c.FormValue("note")})
+	if err == nil {
+		return c.Redirect(fmt.Sprintf("/cards/%d?done=applied", card.ID), fiber.StatusSeeOther)
+	}
+	if !userError(err) {
+		return err
+	}
+	u, uerr := d.Estate.Unit(c.UserContext(), c.Params("code"))
+	if uerr != nil {
+		return uerr
+	}
+	data := fiber.Map{"Unit": u, "Today": d.Estate.Today(), "Error": message(c, err)}
+	if err := d.unitCards(c, u.Code, data); err != nil {
+		return err
+	}
+	return render(c, web.Status(err), "unit", "unit.title", data)
+}
+
+func (d *Desk) cardPage(c *fiber.Ctx) error { return d.renderCard(c, fiber.StatusOK, nil) }
+
+func (d *Desk) renderCard(c *fiber.Ctx, status int, formErr error) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	card, err := d.Cards.Card(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	events, err := d.Cards.Events(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	data := fiber.Map{"Card": card, "Events": events, "Encoder": d.Encoder != nil}
+	if d.Encoder != nil {
+		data["Station"] = d.Encoder.Status()
+	}
+	if formErr != nil {
+		data["Error"] = message(c, formErr)
+	}
+	if done := c.Query("done"); done != "" {
+		data["Flash"] = web.T(web.Lang(c), "flash.card."+done, nil)
+	}
+	return render(c, status, "card", "card.title", data)
+}
+
+// cardAction runs one step of a card's life from the card page.
+func (d *Desk) cardAction(c *fiber.Ctx) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, note := c.UserContext(), c.FormValue("note")
+	var card cards.Record
+	action := c.Params("action")
+	switch action {
+	case "issue":
+		card, err = d.Cards.Issue(ctx, id)
+	case "lost":
+		card, err = d.Cards.ReportLost(ctx, id, note)
+	case "unblock":
+		card, err = d.Cards.Unblock(ctx, id, note)
+	case "replace":
+		card, err = d.Cards.Replace(ctx, id, false, true, note)
+	case "damaged":
+		card, err = d.Cards.Replace(ctx, id, true, c.FormValue("fee") != "", note)
+	case "return":
+		card, err = d.Cards.Return(ctx, id, note)
+	case "cancel":
+		card, err = d.Cards.Cancel(ctx, id, note)
+	default:
+		return fiber.ErrNotFound
+	}
+	if err == nil {
+		return c.Redirect(fmt.Sprintf("/cards/%d?done=%s", card.ID, action), fiber.StatusSeeOther)
+	}
+	if userError(err) {
+		return d.renderCard(c, web.Status(err), err)
+	}
+	return err
+}
