@@ -272,8 +272,14 @@ func (r *Register) Apply(ctx context.Context, in ApplyInput) (Record, error) {
 	return c, err
 }
 
-// create inserts a card (state applied) with its rights, fee and deposit.
+// create inserts a resident's card (state applied) with its rights, fee
+// and deposit.
 func (r *Register) create(ctx context.Context, tx *store.Tx, c Record, unitID int64, unitCode string, fee bool, policy Policy) (Record, error) {
+	return r.createFor(ctx, tx, c, &unitID, unitCode, fee, policy)
+}
+
+// createFor is create for any card; unitID is nil for staff.
+func (r *Register) createFor(ctx context.Context, tx *store.Tx, c Record, unitID *int64, unitCode string, fee bool, policy Policy) (Record, error) {
 	var no int64
 	if err := tx.Get(ctx, &no, `INSERT INTO card_counters (site_id, last_no) VALUES (?, 1)
 		ON CONFLICT (site_id) DO UPDATE SET last_no = card_counters.last_no + 1 RETURNING last_no`, r.site.ID); err != nil {
@@ -289,7 +295,7 @@ func (r *Register) create(ctx context.Context, tx *store.Tx, c Record, unitID in
 		}
 		c.FeeBillID = &b.ID
 	}
-	if policy.DepositOn && policy.DepositFen > 0 && c.Replaces == nil {
+	if policy.DepositOn && policy.DepositFen > 0 && c.Replaces == nil && unitID != nil {
 		b, err := r.billing.AddBillTx(ctx, tx, billing.BillInput{Unit: unitCode, Item: "card_deposit", Period: ref, AmountFen: policy.DepositFen,
 			Description: fmt.Sprintf("门禁卡 %d 押金", no)})
 		if err != nil {
@@ -523,8 +529,9 @@ func (r *Register) Replace(ctx context.Context, id int64, damaged, fee bool, not
 		if old.State != "active" && old.State != "blocked" {
 			return fault.Conflict("card", "card_state", "state", old.State)
 		}
-		if old.Unit == nil {
-			return fault.Invalid("card", "card_state")
+		unit := ""
+		if old.Unit != nil {
+			unit = *old.Unit
 		}
 		res, err := tx.Exec(ctx, "UPDATE cards SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND state = ?", state, r.now(), id, old.State)
 		if err != nil {
@@ -545,12 +552,12 @@ func (r *Register) Replace(ctx context.Context, id int64, damaged, fee bool, not
 		if err := r.event(ctx, tx, gone, action, note, old); err != nil {
 			return err
 		}
-		var unitID int64
+		var unitID *int64
 		if err := tx.Get(ctx, &unitID, "SELECT unit_id FROM cards WHERE id = ?", id); err != nil {
 			return err
 		}
-		nc, err = r.create(ctx, tx, Record{PersonID: old.PersonID, Type: old.Type, ValidFrom: r.today(), ValidUntil: old.ValidUntil,
-			Replaces: &old.ID, Note: note, Rights: old.Rights}, unitID, *old.Unit, fee, policy)
+		nc, err = r.createFor(ctx, tx, Record{PersonID: old.PersonID, Type: old.Type, ValidFrom: r.today(), ValidUntil: old.ValidUntil,
+			Replaces: &old.ID, Note: note, Rights: old.Rights}, unitID, unit, fee && unitID != nil, policy)
 		return err
 	})
 	return nc, err

@@ -3,10 +3,12 @@ package desk
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"onecard/cards"
+	"onecard/estate"
 	"onecard/web"
 )
 
@@ -105,6 +107,73 @@ func (d *Desk) cardAction(c *fiber.Ctx) error {
 	}
 	if userError(err) {
 		return d.renderCard(c, web.Status(err), err)
+	}
+	return err
+}
+
+// cardsPage is the card office: expiring cards, the reconciliation, cards
+// for contractors and staff, and the policy.
+func (d *Desk) cardsPage(c *fiber.Ctx) error { return d.renderCards(c, fiber.StatusOK, nil) }
+
+func (d *Desk) renderCards(c *fiber.Ctx, status int, formErr error) error {
+	ctx := c.UserContext()
+	exp, err := d.Cards.Expiring(ctx, 30)
+	if err != nil {
+		return err
+	}
+	rec, err := d.Cards.Reconcile(ctx)
+	if err != nil {
+		return err
+	}
+	pol, err := d.Cards.Policy(ctx)
+	if err != nil {
+		return err
+	}
+	data := fiber.Map{"Expiring": exp, "Rec": rec, "Policy": pol, "IDTypes": estate.IDTypes}
+	if formErr != nil {
+		data["Error"] = message(c, formErr)
+	}
+	if c.Query("done") == "saved" {
+		data["Flash"] = web.T(web.Lang(c), "flash.saved", nil)
+	}
+	return render(c, status, "cards", "cards.title", data)
+}
+
+func (d *Desk) applyOther(c *fiber.Ctx) error {
+	var zones []string
+	for _, z := range strings.Split(c.FormValue("zones"), ",") {
+		if z = strings.TrimSpace(z); z != "" {
+			zones = append(zones, z)
+		}
+	}
+	card, err := d.Cards.ApplyOther(c.UserContext(), cards.OtherInput{Type: c.FormValue("type"), Unit: c.FormValue("unit"),
+		Zones: zones, Until: c.FormValue("until"), Note: c.FormValue("note"),
+		Person: estate.PersonInput{Name: c.FormValue("name"), Phone: c.FormValue("phone"), IDType: c.FormValue("id_type"), IDLast4: c.FormValue("id_last4")}})
+	if err == nil {
+		return c.Redirect(fmt.Sprintf("/cards/%d?done=applied", card.ID), fiber.StatusSeeOther)
+	}
+	if userError(err) {
+		return d.renderCards(c, web.Status(err), err)
+	}
+	return err
+}
+
+func (d *Desk) savePolicy(c *fiber.Ctx) error {
+	num := func(k string) int { n, _ := strconv.Atoi(strings.TrimSpace(c.FormValue(k))); return n }
+	fee, err := parseYuan(c.FormValue("fee"))
+	var dep int64
+	if err == nil {
+		dep, err = parseYuan(c.FormValue("deposit"))
+	}
+	if err == nil {
+		err = d.Cards.SavePolicy(c.UserContext(), cards.Policy{FreePerHousehold: num("free"), MaxPerHousehold: num("max"), FeeFen: fee,
+			DepositOn: c.FormValue("deposit_on") != "", DepositFen: dep, OwnerMonths: num("months")})
+	}
+	if err == nil {
+		return c.Redirect("/cards?done=saved", fiber.StatusSeeOther)
+	}
+	if userError(err) {
+		return d.renderCards(c, web.Status(err), err)
 	}
 	return err
 }

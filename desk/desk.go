@@ -125,6 +125,9 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 
 	g.Get("/encoder", web.DirectoryWriters, d.encoder)
 	g.Post("/units/:code/cards", web.DirectoryWriters, d.applyCard)
+	g.Get("/cards", web.DirectoryReaders, d.cardsPage)
+	g.Post("/cards/other", web.DirectoryWriters, d.applyOther)
+	g.Post("/cards/policy", web.Managers, d.savePolicy)
 	g.Get("/cards/:id", web.DirectoryReaders, d.cardPage)
 	g.Post("/cards/:id/:action", web.DirectoryWriters, d.cardAction)
 

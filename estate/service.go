@@ -552,6 +552,18 @@ func checkNote(note string) error {
 	return nil
 }
 
+// FindOrCreatePerson records someone who does not live here (a contractor,
+// a member of staff), or finds them if already recorded.
+func (s *Service) FindOrCreatePerson(ctx context.Context, in PersonInput) (Person, error) {
+	var p Person
+	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+		var err error
+		p, err = s.findOrCreatePerson(ctx, tx, in)
+		return err
+	})
+	return p, err
+}
+
 // findOrCreatePerson reuses the person with the same name, phone and ID
 // (someone who owns a second unit, say) rather than making a duplicate.
 func (s *Service) findOrCreatePerson(ctx context.Context, tx *store.Tx, in PersonInput) (Person, error) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"onecard/cards"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"onecard/devices/broker"
 	"onecard/fleet"
+	"onecard/fleet/proto"
 	"onecard/store"
 )
 
@@ -51,7 +53,8 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 		}
 	}
 	svc, err := fleet.New(db, siteID, siteCode, fleet.Options{ServerSecret: serverSecret, MonitorSecret: rt.MonitorSecret,
-		TimeZone: c.TimeZone, Log: log.With("part", "fleet")})
+		TimeZone: c.TimeZone, Log: log.With("part", "fleet"),
+		Schedules: map[string][]proto.Segment{cards.WorkHours: cards.WorkHoursSegments}})
 	if err != nil {
 		return nil, err
 	}
