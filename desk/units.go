@@ -185,7 +185,16 @@ func (d *Desk) moveOutPage(c *fiber.Ctx) error {
 	if !o.Current() {
 		return c.Redirect("/units/"+o.UnitCode, fiber.StatusSeeOther)
 	}
-	return render(c, fiber.StatusOK, "moveout", "occ.move_out", fiber.Map{"Occ": o, "Date": d.Estate.Today()})
+	data := fiber.Map{"Occ": o, "Date": d.Estate.Today()}
+	if d.Cards != nil {
+		// The cards this person holds: each to be returned or cancelled.
+		list, err := d.Cards.PersonCards(c.UserContext(), o.PersonID)
+		if err != nil {
+			return err
+		}
+		data["Cards"] = list
+	}
+	return render(c, fiber.StatusOK, "moveout", "occ.move_out", data)
 }
 
 func (d *Desk) moveOut(c *fiber.Ctx) error {
