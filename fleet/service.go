@@ -39,6 +39,9 @@ type Options struct {
 	TimeZone string
 	// Schedules are the named weekly schedules entries may refer to.
 	Schedules map[string][]proto.Segment
+	// Holidays are the dates ("2026-10-01") on which schedules use their
+	// holiday segments ("H") instead of the weekday's.
+	Holidays []string
 	Log       *slog.Logger
 }
 
@@ -97,7 +100,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
 		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{}, snapped: map[string]snapSent{},
-		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules}}
+		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules, Holidays: o.Holidays}}
 	var err error
 	if o.ServerSecret != "" {
 		if s.serverHash, err = broker.HashSecret(o.ServerSecret); err != nil {

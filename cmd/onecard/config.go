@@ -41,6 +41,7 @@ type config struct {
 	MQTTTLSCert     string
 	MQTTTLSKey      string
 	MemoryLimit     string
+	Holidays        string
 	Printer         string
 	PrinterBaud     int
 	Payterm         string
@@ -94,6 +95,7 @@ func options(c *config) []option {
 		{"mqtt-tls-cert", "TLS certificate file for the embedded MQTT broker (devices then use tls://)", str(&c.MQTTTLSCert, "")},
 		{"mqtt-tls-key", "TLS private key file for the embedded MQTT broker", str(&c.MQTTTLSKey, "")},
 		{"monitor-password", "password of the read-only 'monitor' user of the embedded broker (default: random, logged)", str(&c.MonitorPassword, "")},
+		{"holidays", "public holidays, comma-separated dates (2026-10-01,2026-10-02): schedules use their holiday hours on them", str(&c.Holidays, "")},
 		{"printer", "serial port of the desk's receipt printer (ESC/POS), e.g. /dev/ttyUSB1; empty for none", str(&c.Printer, "")},
 		{"printer-baud", "the receipt printer's baud rate", func(fs *flag.FlagSet, n, h string) {
 			fs.IntVar(&c.PrinterBaud, n, 9600, h)

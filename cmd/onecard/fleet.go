@@ -54,7 +54,7 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 	}
 	svc, err := fleet.New(db, siteID, siteCode, fleet.Options{ServerSecret: serverSecret, MonitorSecret: rt.MonitorSecret,
 		TimeZone: c.TimeZone, Log: log.With("part", "fleet"),
-		Schedules: map[string][]proto.Segment{cards.WorkHours: cards.WorkHoursSegments}})
+		Schedules: map[string][]proto.Segment{cards.WorkHours: cards.WorkHoursSegments}, Holidays: holidays(c.Holidays)})
 	if err != nil {
 		return nil, err
 	}
@@ -196,4 +196,15 @@ func (rt *fleetRuntime) clientTLS(c *config) *tls.Config {
 		pool.AppendCertsFromPEM(pem)
 	}
 	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: hostOf(rt.Broker.Addr())}
+}
+
+// holidays splits the --holidays list (the fleet checks each date).
+func holidays(s string) []string {
+	var out []string
+	for _, d := range strings.Split(s, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }

@@ -83,7 +83,7 @@ var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
 	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit",
-	"printer", "printer-baud", "payterm", "payterm-baud"}
+	"printer", "printer-baud", "payterm", "payterm-baud", "holidays"}
 
 func newLogger(c *config) (*slog.Logger, error) {
 	var lvl slog.Level

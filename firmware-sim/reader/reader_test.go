@@ -202,8 +202,8 @@ func TestDecision(t *testing.T) {
 	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate", Zones: []string{"b3-door"}, Clock: clk.Now})
 	srv.state("gate-1", born(1))
 
-	srv.send(topics.Config(), &proto.Config{V: 1, TZ: "Asia/Shanghai",
-		Schedules: map[string][]proto.Segment{"workday": {{Days: "12345", From: "08:00", To: "18:00"}}}}, true)
+	srv.send(topics.Config(), &proto.Config{V: 1, TZ: "Asia/Shanghai", Holidays: []string{"2026-11-03"},
+		Schedules: map[string][]proto.Segment{"workday": {{Days: "12345", From: "08:00", To: "18:00"}, {Days: "H", From: "10:00", To: "12:00"}}}}, true)
 	blocked := put("04000002", 0, never, "always")
 	blocked.Blocked = true
 	blockedExpired := put("04000007", 0, 1, "always")
@@ -241,6 +241,8 @@ func TestDecision(t *testing.T) {
 		{"Monday 08:00", "04000003", monday, ""},
 		{"Monday 17:59:59", "04000003", monday.Add(10*time.Hour - time.Second), ""},
 		{"Monday 18:00", "04000003", monday.Add(10 * time.Hour), "schedule"},
+		{"holiday Tuesday 08:30", "04000003", monday.Add(24*time.Hour + 30*time.Minute), "schedule"},
+		{"holiday Tuesday 10:30", "04000003", monday.Add(26*time.Hour + 30*time.Minute), ""},
 		{"expired before schedule", "04000008", sec(until).Add(time.Hour), "expired"},
 		{"schedule not configured", "04000005", monday, "schedule"},
 		{"other zone", "04000004", monday, "zone"},
@@ -253,8 +255,8 @@ func TestDecision(t *testing.T) {
 			t.Errorf("%s: %+v, want reason %q", tc.name, d, tc.reason)
 		}
 	}
-	if got := r.RelayOpens(); got != 6 {
-		t.Errorf("relay opened %d times, want 6", got)
+	if got := r.RelayOpens(); got != 7 {
+		t.Errorf("relay opened %d times, want 7", got)
 	}
 }
 

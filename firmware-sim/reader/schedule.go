@@ -12,12 +12,13 @@ import (
 
 // schedules is the site configuration ready for decisions.
 type schedules struct {
-	loc  *time.Location
-	segs map[string][]segment
+	loc      *time.Location
+	segs     map[string][]segment
+	holidays map[string]bool // "2026-10-01"
 }
 
 type segment struct {
-	days     [8]bool // 1 Monday … 7 Sunday
+	days     [9]bool // 1 Monday … 7 Sunday, 8 holidays
 	from, to int     // minutes of the day, [from, to)
 }
 
@@ -27,12 +28,19 @@ func compile(c *proto.Config) (*schedules, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reader: config: time zone %q: %w", c.TZ, err)
 	}
-	s := &schedules{loc: loc, segs: map[string][]segment{}}
+	s := &schedules{loc: loc, segs: map[string][]segment{}, holidays: map[string]bool{}}
+	for _, d := range c.Holidays {
+		s.holidays[d] = true
+	}
 	for name, segs := range c.Schedules {
 		for _, sg := range segs {
 			var x segment
 			for _, d := range sg.Days {
-				x.days[d-'0'] = true
+				if d == 'H' {
+					x.days[holiday] = true
+				} else {
+					x.days[d-'0'] = true
+				}
 			}
 			x.from, x.to = minutes(sg.From), minutes(sg.To)
 			s.segs[name] = append(s.segs[name], x)
@@ -40,6 +48,9 @@ func compile(c *proto.Config) (*schedules, error) {
 	}
 	return s, nil
 }
+
+// holiday is the day index of holidays in segment.days.
+const holiday = 8
 
 // minutes reads "HH:MM", already validated by proto.
 func minutes(hhmm string) int {
@@ -61,6 +72,9 @@ func (s *schedules) allows(name string, t time.Time) bool {
 	if day == 0 {
 		day = 7
 	}
+	if s.holidays[local.Format(time.DateOnly)] {
+		day = holiday // a holiday takes the place of its weekday
+	}
 	m := local.Hour()*60 + local.Minute()
 	for _, sg := range s.segs[name] {
 		if sg.days[day] && m >= sg.from && m < sg.to {
@@ -71,5 +85,5 @@ func (s *schedules) allows(name string, t time.Time) bool {
 }
 
 func sameConfig(a, b *proto.Config) bool {
-	return a.TZ == b.TZ && maps.EqualFunc(a.Schedules, b.Schedules, slices.Equal[[]proto.Segment])
+	return a.TZ == b.TZ && maps.EqualFunc(a.Schedules, b.Schedules, slices.Equal[[]proto.Segment]) && slices.Equal(a.Holidays, b.Holidays)
 }

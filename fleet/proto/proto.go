@@ -531,8 +531,9 @@ func (p *Command) validate() error {
 	return nil
 }
 
-// Segment is a weekly time segment of a schedule: on the listed weekdays
-// ("1234567", Monday = 1), from From to To ("08:00", "18:30"; To after
+// Segment is a weekly time segment of a schedule: on the listed days
+// ("1234567", Monday = 1; "H" for the site's holidays, which take the
+// place of their weekday), from From to To ("08:00", "18:30"; To after
 // From), site local time.
 type Segment struct {
 	Days string `json:"days"`
@@ -541,21 +542,32 @@ type Segment struct {
 }
 
 // Config is the site configuration every device reads (retained): its
-// time zone and the named schedules whitelist entries refer to. "always"
-// is built in.
+// time zone, the named schedules whitelist entries refer to ("always" is
+// built in), and the holidays (dates, site time) on which schedules use
+// their "H" segments instead of the weekday's.
 type Config struct {
 	V         int                  `json:"v"`
 	TZ        string               `json:"tz"`
 	Schedules map[string][]Segment `json:"schedules"`
+	Holidays  []string             `json:"holidays,omitempty"`
 }
 
 var hhmmRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$`)
-var daysRE = regexp.MustCompile(`^[1-7]{1,7}$`)
+var daysRE = regexp.MustCompile(`^[1-7H]{1,8}$`)
+var dateRE = regexp.MustCompile(`^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$`)
 
 func (p *Config) version() int { return p.V }
 func (p *Config) validate() error {
 	if p.TZ == "" || len(p.TZ) > 64 {
 		return invalid("config tz %q", p.TZ)
+	}
+	if len(p.Holidays) > 366 {
+		return invalid("config: %d holidays", len(p.Holidays))
+	}
+	for _, d := range p.Holidays {
+		if !dateRE.MatchString(d) {
+			return invalid("holiday %q", d)
+		}
 	}
 	for name, segs := range p.Schedules {
 		if !ValidID(name) || name == "always" || len(segs) == 0 || len(segs) > 32 {

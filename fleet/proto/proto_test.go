@@ -123,6 +123,12 @@ func TestDecodeRefuses(t *testing.T) {
 	if _, err := proto.Encode(&proto.Command{V: 1, ID: "x", Cmd: "open"}); !errors.Is(err, proto.ErrInvalid) {
 		t.Errorf("command without expiry encoded: %v", err)
 	}
+	if _, err := proto.Decode[proto.Config]([]byte(`{"v":1,"tz":"Asia/Shanghai","holidays":["2026-13-01"]}`)); !errors.Is(err, proto.ErrInvalid) {
+		t.Errorf("holiday with month 13: %v", err)
+	}
+	if _, err := proto.Decode[proto.Config]([]byte(`{"v":1,"tz":"Asia/Shanghai","holidays":["2026-10-01"],"schedules":{"w":[{"days":"12345H","from":"08:00","to":"18:00"}]}}`)); err != nil {
+		t.Errorf("holidays: %v", err)
+	}
 	// Unknown fields are ignored within version 1.
 	if _, err := proto.Decode[proto.Ack]([]byte(`{"v":1,"zone":"gate","seq":3,"rssi":-40}`)); err != nil {
 		t.Errorf("unknown field: %v", err)
