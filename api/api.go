@@ -36,6 +36,8 @@ type API struct {
 	Fleet *fleet.Service
 	// Billing is the books.
 	Billing *billing.Service
+	// Cards is the one-card register; nil when not running.
+	Cards *cards.Register
 }
 
 // Register mounts /api/v1 on app.
@@ -69,6 +71,7 @@ func (a *API) Register(app *fiber.App) {
 	g.Get("/devices/:id/resync", web.Managers, a.resyncProgress)
 	g.Post("/devices/:id/enable", web.Managers, a.enableDevice)
 
+	a.registerCards(g)
 	a.registerBilling(g)
 
 	g.Get("/audit", web.Managers, a.audit)

@@ -196,7 +196,7 @@ func (s *Service) CloseDay(ctx context.Context, in CloseInput) (Day, error) {
 		return Day{}, fault.Invalid("cash_counted", "amount_invalid")
 	}
 	if len([]rune(in.Note)) > 500 {
-		return Day{}, fault.Invalid("note", "note_too_long")
+		return Day{}, fault.Invalid("note", "note_too_long", "max", 500)
 	}
 	var d Day
 	err := s.db.Tx(ctx, func(tx *store.Tx) error {

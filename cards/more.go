@@ -50,7 +50,7 @@ func (r *Register) ApplyOther(ctx context.Context, in OtherInput) (Record, error
 	case until.Format(time.DateOnly) < today:
 		return Record{}, fault.Invalid("until", "end_date_past")
 	case len([]rune(in.Note)) > 200:
-		return Record{}, fault.Invalid("note", "note_too_long")
+		return Record{}, fault.Invalid("note", "note_too_long", "max", 200)
 	}
 	var rights []Right
 	var unitID *int64

@@ -90,8 +90,10 @@ func (r *Register) SavePolicy(ctx context.Context, p Policy) error {
 		return fault.Invalid("free_per_household", "policy_invalid")
 	case p.MaxPerHousehold < 1 || p.MaxPerHousehold > 50 || p.MaxPerHousehold < p.FreePerHousehold:
 		return fault.Invalid("max_per_household", "policy_invalid")
-	case p.FeeFen < 0 || p.FeeFen > 100_000 || p.DepositFen < 0 || p.DepositFen > 1_000_000:
-		return fault.Invalid("fee", "amount_invalid")
+	case p.FeeFen < 0 || p.FeeFen > 100_000:
+		return fault.Invalid("fee_fen", "policy_invalid")
+	case p.DepositFen < 0 || p.DepositFen > 1_000_000:
+		return fault.Invalid("deposit_fen", "policy_invalid")
 	case p.OwnerMonths < 1 || p.OwnerMonths > 120:
 		return fault.Invalid("owner_months", "policy_invalid")
 	}
@@ -180,7 +182,8 @@ type Event struct {
 // Events returns a card's register entries, oldest first.
 func (r *Register) Events(ctx context.Context, id int64) ([]Event, error) {
 	out := []Event{}
-	err := r.db.Select(ctx, &out, "SELECT action, note, staff_name, at FROM card_events WHERE card_id = ? ORDER BY id", id)
+	err := r.db.Select(ctx, &out, `SELECT e.action, e.note, e.staff_name, e.at FROM card_events e JOIN cards c ON c.id = e.card_id
+		WHERE e.card_id = ? AND c.site_id = ? ORDER BY e.id`, id, r.site.ID)
 	return out, err
 }
 
@@ -216,7 +219,7 @@ type ApplyInput struct {
 func (r *Register) Apply(ctx context.Context, in ApplyInput) (Record, error) {
 	in.Note = strings.TrimSpace(in.Note)
 	if len([]rune(in.Note)) > 200 {
-		return Record{}, fault.Invalid("note", "note_too_long")
+		return Record{}, fault.Invalid("note", "note_too_long", "max", 200)
 	}
 	unit, err := r.estate.Unit(ctx, in.Unit)
 	if err != nil {
@@ -448,7 +451,7 @@ func typeOf(t string) Type {
 func (r *Register) change(ctx context.Context, id int64, from []string, state, action, note string, publish func(tx *store.Tx, c Record) error) (Record, error) {
 	note = strings.TrimSpace(note)
 	if len([]rune(note)) > 200 {
-		return Record{}, fault.Invalid("note", "note_too_long")
+		return Record{}, fault.Invalid("note", "note_too_long", "max", 200)
 	}
 	var c Record
 	err := r.db.Tx(ctx, func(tx *store.Tx) error {
@@ -512,6 +515,13 @@ func (r *Register) Cancel(ctx context.Context, id int64, note string) (Record, e
 // rights and validity, and the card fee is charged (not for a card worn
 // out naturally). The new card is then issued with Issue.
 func (r *Register) Replace(ctx context.Context, id int64, damaged, fee bool, note string) (Record, error) {
+	note = strings.TrimSpace(note)
+	if len([]rune(note)) > 200 {
+		return Record{}, fault.Invalid("note", "note_too_long", "max", 200)
+	}
+	if !damaged {
+		fee = true // a replacement is always charged (SOP §1)
+	}
 	state, action := "replaced", "replace"
 	if damaged {
 		state, action = "damaged", "damaged"

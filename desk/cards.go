@@ -72,6 +72,7 @@ func (d *Desk) renderCard(c *fiber.Ctx, status int, formErr error) error {
 	if done := c.Query("done"); done != "" {
 		data["Flash"] = web.T(web.Lang(c), "flash.card."+done, nil)
 	}
+	d.demoData(c, data)
 	return render(c, status, "card", "card.title", data)
 }
 

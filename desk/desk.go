@@ -51,8 +51,10 @@ type Desk struct {
 	Stopping <-chan struct{}
 	// Billing is the books; Printer and Terminal the desk's devices (nil
 	// when none is configured).
-	Billing  *billing.Service
-	Cards    *cards.Register
+	Billing *billing.Service
+	Cards   *cards.Register
+	// Demo, in the demo only, stands in for touching the hardware.
+	Demo     Demo
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
 	loc      *time.Location
@@ -124,6 +126,10 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Post("/people/:id/edit", web.DirectoryWriters, d.updatePerson)
 
 	g.Get("/encoder", web.DirectoryWriters, d.encoder)
+	if d.Demo != nil {
+		g.Post("/demo/place", web.DirectoryWriters, d.demoPlace)
+		g.Post("/demo/tap", web.Staff, d.demoTap)
+	}
 	g.Post("/units/:code/cards", web.DirectoryWriters, d.applyCard)
 	g.Get("/cards", web.DirectoryReaders, d.cardsPage)
 	g.Post("/cards/other", web.DirectoryWriters, d.applyOther)
@@ -181,6 +187,7 @@ func (d *Desk) encoder(c *fiber.Ctx) error {
 	if d.Encoder != nil {
 		data["Status"] = d.Encoder.Status()
 	}
+	d.demoData(c, data)
 	return render(c, fiber.StatusOK, "encoder", "encoder.title", data)
 }
 

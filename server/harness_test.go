@@ -14,7 +14,9 @@ import (
 
 	"onecard/auth"
 	"onecard/billing"
+	"onecard/cards"
 	"onecard/estate"
+	"onecard/fleet"
 	"onecard/server"
 	"onecard/store"
 	"onecard/web"
@@ -30,6 +32,8 @@ type env struct {
 	auth *auth.Service
 	es   *estate.Service
 	bill *billing.Service
+	// cards is the one-card register, without an encoder.
+	cards *cards.Register
 }
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
@@ -54,7 +58,17 @@ func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 			t.Fatal(err)
 		}
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill})
+	// The register records whitelist changes in the fleet's outbox; no
+	// broker delivers them here.
+	fl, err := fleet.New(db, es.Site().ID, "test", fleet.Options{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := cards.OpenRegister(ctx, cards.RegisterDeps{DB: db, Estate: es, Billing: bill, Fleet: fl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +78,7 @@ func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { app.Shutdown() })
-	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill}
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg}
 }
 
 // client is an HTTP client with a cookie jar that does not follow

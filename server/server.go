@@ -57,6 +57,9 @@ type Deps struct {
 	Terminal *terminal.Terminal
 	// Cards is the one-card register (nil in tests of other parts).
 	Cards *cards.Register
+	// Demo stands in for touching the demo's simulated hardware (nil
+	// outside the demo).
+	Demo desk.Demo
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -132,9 +135,9 @@ func New(d Deps) (*App, error) {
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
-	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing}).Register(app)
+	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards, Demo: d.Demo}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

@@ -12,7 +12,7 @@ import (
 
 // startDemoReaders runs the demo's simulated readers against the broker,
 // each with its state file under DATA_DIR/readers.
-func startDemoReaders(ctx context.Context, fl *fleetRuntime, dataDir, site string, log *slog.Logger) (func(), error) {
+func startDemoReaders(ctx context.Context, fl *fleetRuntime, dataDir, site string, log *slog.Logger, hw *demoHardware) (func(), error) {
 	secrets, err := demoDeviceSecrets(ctx, fl.Service, dataDir)
 	if err != nil {
 		return nil, err
@@ -26,6 +26,7 @@ func startDemoReaders(ctx context.Context, fl *fleetRuntime, dataDir, site strin
 			cancel()
 			return nil, err
 		}
+		hw.addReader(d.Code, d.Name, r)
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Run(rctx) }()
 	}

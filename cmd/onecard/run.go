@@ -175,10 +175,11 @@ func serve(args []string, isDemo bool) error {
 	if err != nil {
 		return err
 	}
+	hw := &demoHardware{}
 	if isDemo && c.Encoder == "" {
 		// The demo's encoder is a simulated PN532 on a pty, driven through
 		// the same serial path as a real one.
-		link, stopSim, err := startDemoEncoder(ctx, c.DataDir, c.EncoderBaud, log)
+		link, stopSim, err := startDemoEncoder(ctx, c.DataDir, c.EncoderBaud, log, hw)
 		if err != nil {
 			return err
 		}
@@ -201,7 +202,7 @@ func serve(args []string, isDemo bool) error {
 	}
 	defer fl.close()
 	if isDemo {
-		stopReaders, err := startDemoReaders(ctx, fl, c.DataDir, es.Site().Code, log)
+		stopReaders, err := startDemoReaders(ctx, fl, c.DataDir, es.Site().Code, log, hw)
 		if err != nil {
 			return err
 		}
@@ -214,7 +215,7 @@ func serve(args []string, isDemo bool) error {
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
-		Billing: books.Service, Printer: books.printer, Terminal: books.terminal})
+		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Demo: hw.desk()})
 	if err != nil {
 		return err
 	}

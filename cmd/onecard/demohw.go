@@ -1,0 +1,115 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"sync"
+
+	"onecard/desk"
+	pn532sim "onecard/firmware-sim/pn532"
+	"onecard/firmware-sim/reader"
+)
+
+// demoHardware is the demo's simulated hardware, as the desk's demo
+// controls use it: a tray of cards for the encoder, and the readers.
+type demoHardware struct {
+	mu      sync.Mutex
+	sim     *pn532sim.Sim
+	cards   map[string]*pn532sim.Card
+	order   []string
+	readers []demoReader
+}
+
+type demoReader struct {
+	id, name string
+	r        *reader.Reader
+}
+
+// desk returns the controls, or nil when nothing is simulated.
+func (h *demoHardware) desk() desk.Demo {
+	if h.sim == nil && len(h.readers) == 0 {
+		return nil
+	}
+	return h
+}
+
+func (h *demoHardware) place(c *pn532sim.Card) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cards == nil {
+		h.cards = map[string]*pn532sim.Card{}
+	}
+	uid := strings.ToUpper(hex.EncodeToString(c.UID()))
+	if _, ok := h.cards[uid]; !ok {
+		h.cards[uid] = c
+		h.order = append(h.order, uid)
+	}
+	h.sim.Remove()
+	h.sim.Place(c)
+}
+
+func (h *demoHardware) addReader(id, name string, r *reader.Reader) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.readers = append(h.readers, demoReader{id, name, r})
+}
+
+// Cards lists the demo's cards, newest first.
+func (h *demoHardware) Cards() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.order))
+	for i := len(h.order) - 1; i >= 0; i-- {
+		out = append(out, h.order[i])
+	}
+	return out
+}
+
+// Place puts a card on the encoder: a new blank one when uid is empty.
+func (h *demoHardware) Place(uid string) (string, error) {
+	if h.sim == nil {
+		return "", errors.New("demo: the encoder is not simulated")
+	}
+	if uid == "" {
+		b := make([]byte, 4)
+		rand.Read(b)
+		b[0] = 0x04
+		c := pn532sim.NewCard(b)
+		h.place(c)
+		return strings.ToUpper(hex.EncodeToString(b)), nil
+	}
+	h.mu.Lock()
+	c, ok := h.cards[uid]
+	h.mu.Unlock()
+	if !ok {
+		return "", errors.New("demo: no such card")
+	}
+	h.place(c)
+	return uid, nil
+}
+
+// Readers lists the simulated readers.
+func (h *demoHardware) Readers() [][2]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([][2]string, len(h.readers))
+	for i, r := range h.readers {
+		out[i] = [2]string{r.id, r.name}
+	}
+	return out
+}
+
+// Tap holds a card to a reader.
+func (h *demoHardware) Tap(id, uid string) (bool, string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.readers {
+		if r.id == id {
+			d := r.r.Tap(uid)
+			return d.Granted, d.Reason, nil
+		}
+	}
+	return false, "", errors.New("demo: no such reader")
+}
