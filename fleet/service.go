@@ -42,7 +42,7 @@ type Options struct {
 	// Holidays are the dates ("2026-10-01") on which schedules use their
 	// holiday segments ("H") instead of the weekday's.
 	Holidays []string
-	Log       *slog.Logger
+	Log      *slog.Logger
 }
 
 // Service is the fleet of one site.
