@@ -300,3 +300,15 @@ func (s *Service) Refund(ctx context.Context, in RefundInput, approver auth.Acto
 	})
 	return id, err
 }
+
+// BillReceipt returns the issued receipt that paid a bill (the deposit
+// of a card being returned, to refund against), or 0 if it is not paid.
+func (s *Service) BillReceipt(ctx context.Context, billID int64) (int64, error) {
+	var id int64
+	err := s.db.Get(ctx, &id, `SELECT r.id FROM payment_allocations a JOIN receipts r ON r.payment_id = a.payment_id
+		WHERE a.bill_id = ? AND r.site_id = ? AND r.state = 'issued' ORDER BY r.id DESC LIMIT 1`, billID, s.site.ID)
+	if store.IsNoRows(err) {
+		return 0, nil
+	}
+	return id, err
+}

@@ -274,8 +274,12 @@ func TestVoidRefundAndDailyClose(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		bk := newBooks(t, db)
 		bk.b.Generate(bk.cashier, "2026-11")
-		if _, err := bk.b.AddBill(bk.cashier, billing.BillInput{Unit: "1-1-101", Item: "card_fee", Period: "card-0001"}); err != nil {
+		feeBill, err := bk.b.AddBill(bk.cashier, billing.BillInput{Unit: "1-1-101", Item: "card_fee", Period: "card-0001"})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if rc, err := bk.b.BillReceipt(bk.cashier, feeBill.ID); err != nil || rc != 0 {
+			t.Fatalf("receipt of an unpaid bill: %d %v", rc, err)
 		}
 		if _, err := bk.b.AddBill(bk.cashier, billing.BillInput{Unit: "1-1-101", Item: "card_fee", Period: "card-0001"}); code(err) != "bill_exists" {
 			t.Fatalf("bill twice: %v", err)
@@ -283,6 +287,9 @@ func TestVoidRefundAndDailyClose(t *testing.T) {
 		p1, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "v-000001", Unit: "1-1-101", AmountFen: 22375 + 2000, Method: "cash", TenderedFen: 30000})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if rc, err := bk.b.BillReceipt(bk.cashier, feeBill.ID); err != nil || rc != p1.Receipt.ID {
+			t.Fatalf("receipt of the card fee: %d %v, want %d", rc, err, p1.Receipt.ID)
 		}
 		p2, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "v-000002", Unit: "1-1-102", AmountFen: 45000, Method: "transfer", TransferRef: "T1"})
 		if err != nil {

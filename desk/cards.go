@@ -63,6 +63,14 @@ func (d *Desk) renderCard(c *fiber.Ctx, status int, formErr error) error {
 		return err
 	}
 	data := fiber.Map{"Card": card, "Events": events, "Encoder": d.Encoder != nil}
+	if card.DepositBillID != nil && card.State == "returned" && d.Billing != nil {
+		// The deposit goes back through the cashier, against its receipt.
+		rc, err := d.Billing.BillReceipt(c.UserContext(), *card.DepositBillID)
+		if err != nil {
+			return err
+		}
+		data["DepositReceipt"] = rc
+	}
 	if d.Encoder != nil {
 		data["Station"] = d.Encoder.Status()
 	}
