@@ -10,6 +10,7 @@ import (
 
 	"onecard/auth"
 	"onecard/billing"
+	"onecard/devices"
 	"onecard/estate"
 	"onecard/fault"
 	"onecard/fleet"
@@ -394,13 +395,7 @@ func (r *Register) Issue(ctx context.Context, id int64) (Record, error) {
 		return err
 	})
 	if err != nil {
-		if fe, ok := fault.As(err); ok {
-			return Record{}, fe
-		}
-		if errors.Is(err, ErrNotConnected) {
-			return Record{}, fault.Conflict("encoder", "encoder_not_connected")
-		}
-		return Record{}, &fault.Error{Kind: fault.ErrConflict, Code: "encode_failed", Args: map[string]any{"reason": err.Error()}}
+		return Record{}, encoderFault(err)
 	}
 	hexUID := strings.ToUpper(hex.EncodeToString(uid))
 	err = r.db.Tx(ctx, func(tx *store.Tx) error {
@@ -430,6 +425,24 @@ func (r *Register) Issue(ctx context.Context, id int64) (Record, error) {
 		return r.event(ctx, tx, c, "issue", "UID "+hexUID, before)
 	})
 	return c, err
+}
+
+// encoderFault says what went wrong at the encoder in the clerk's terms.
+func encoderFault(err error) error {
+	if fe, ok := fault.As(err); ok {
+		return fe
+	}
+	switch {
+	case errors.Is(err, ErrNotConnected):
+		return fault.Conflict("encoder", "encoder_not_connected")
+	case errors.Is(err, ErrCardEncoded):
+		return fault.Conflict("card", "card_not_blank")
+	case errors.Is(err, ErrForeignCard):
+		return fault.Conflict("card", "card_foreign")
+	case errors.Is(err, devices.ErrNoCard):
+		return fault.Conflict("card", "no_card_on_encoder")
+	}
+	return &fault.Error{Kind: fault.ErrConflict, Code: "encode_failed", Args: map[string]any{"reason": err.Error()}}
 }
 
 func typeOf(t string) Type {
@@ -600,13 +613,7 @@ func (r *Register) Return(ctx context.Context, id int64, note string) (Record, e
 		return err
 	})
 	if err != nil {
-		if fe, ok := fault.As(err); ok {
-			return Record{}, fe
-		}
-		if errors.Is(err, ErrNotConnected) {
-			return Record{}, fault.Conflict("encoder", "encoder_not_connected")
-		}
-		return Record{}, &fault.Error{Kind: fault.ErrConflict, Code: "encode_failed", Args: map[string]any{"reason": err.Error()}}
+		return Record{}, encoderFault(err)
 	}
 	return r.change(ctx, id, []string{"active", "blocked"}, "returned", "return", note, func(tx *store.Tx, c Record) error {
 		return r.publish(ctx, tx, c, "del", false)

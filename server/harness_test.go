@@ -41,6 +41,12 @@ func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db
 // startWith is start with the books' options (a payment terminal, say).
 func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 	t.Helper()
+	return startFull(t, db, bo, nil)
+}
+
+// startFull is startWith with a desk card encoder.
+func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.Station) *env {
+	t.Helper()
 	ctx := context.Background()
 	es, err := estate.Open(ctx, db, "test", "测试小区", "Asia/Shanghai")
 	if err != nil {
@@ -64,11 +70,12 @@ func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := cards.OpenRegister(ctx, cards.RegisterDeps{DB: db, Estate: es, Billing: bill, Fleet: fl})
+	reg, err := cards.OpenRegister(ctx, cards.RegisterDeps{DB: db, Estate: es, Billing: bill, Fleet: fl, Station: station,
+		Keys: cards.Keys{Master: []byte("site master key site master key!"), MAC: []byte("site mac key site mac key site m")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg})
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station})
 	if err != nil {
 		t.Fatal(err)
 	}
