@@ -27,9 +27,10 @@ var WorkHoursSegments = []proto.Segment{{Days: "123456", From: "08:00", To: "18:
 type OtherInput struct {
 	Type   string             `json:"type"` // temporary or staff
 	Person estate.PersonInput `json:"person"`
-	Unit   string             `json:"unit"`  // temporary: the unit worked on
-	Zones  []string           `json:"zones"` // staff: the zones opened
-	Until  string             `json:"until"` // last valid day
+	Unit   string             `json:"unit"`   // temporary: the unit worked on
+	Zones  []string           `json:"zones"`  // staff: the zones opened
+	Groups []string           `json:"groups"` // access groups added
+	Until  string             `json:"until"`  // last valid day
 	Note   string             `json:"note"`
 }
 
@@ -70,14 +71,20 @@ func (r *Register) ApplyOther(ctx context.Context, in OtherInput) (Record, error
 		unitID, unitCode = &unit.ID, unit.Code
 		rights = []Right{{fmt.Sprintf("b%d", unit.Building), WorkHours}}
 	case "staff":
-		if len(in.Zones) == 0 {
+		if len(in.Zones) == 0 && len(in.Groups) == 0 {
 			return Record{}, fault.Invalid("zones", "zones_required")
 		}
 		for _, z := range in.Zones {
-			rights = append(rights, Right{strings.TrimSpace(z), "always"})
+			if z = strings.TrimSpace(z); !proto.ValidID(z) {
+				return Record{}, fault.Invalid("zones", "rights_invalid", "right", z)
+			}
+			rights = append(rights, Right{z, "always"})
 		}
 	default:
 		return Record{}, fault.Invalid("type", "card_type_invalid")
+	}
+	if rights, err = r.withGroups(ctx, rights, in.Groups); err != nil {
+		return Record{}, err
 	}
 	p, err := r.estate.FindOrCreatePerson(ctx, in.Person)
 	if err != nil {

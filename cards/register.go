@@ -207,8 +207,10 @@ type ApplyInput struct {
 	Unit     string `json:"unit"`
 	PersonID int64  `json:"person_id"`
 	// Carpark adds the car park (a household renting a space).
-	Carpark bool   `json:"carpark"`
-	Note    string `json:"note"`
+	Carpark bool `json:"carpark"`
+	// Groups adds access groups on top of the type's defaults.
+	Groups []string `json:"groups,omitempty"`
+	Note   string   `json:"note"`
 }
 
 // Apply records an application after the checks of SOP §1: the unit is
@@ -254,6 +256,9 @@ func (r *Register) Apply(ctx context.Context, in ApplyInput) (Record, error) {
 	rights := []Right{{"gate", "always"}, {fmt.Sprintf("b%d", unit.Building), "always"}, {fmt.Sprintf("b%d-lift", unit.Building), "always"}}
 	if in.Carpark {
 		rights = append(rights, Right{"carpark", "always"})
+	}
+	if rights, err = r.withGroups(ctx, rights, in.Groups); err != nil {
+		return Record{}, err
 	}
 	var c Record
 	err = r.db.Tx(ctx, func(tx *store.Tx) error {

@@ -188,3 +188,53 @@ func TestContractorsStaffExpiryAndReconciliation(t *testing.T) {
 		}
 	})
 }
+
+func TestAccessGroups(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		d := newDesk(t, db)
+		ctx := d.clerk
+		d.es.CreateUnit(ctx, estate.UnitInput{Code: "1-1-101", Area: 9000, HandoverDate: "2020-01-01"})
+		owner := d.moveIn(t, "1-1-101", estate.MoveIn{Role: estate.Owner, MovedInOn: "2020-02-01",
+			Person: &estate.PersonInput{Name: "陈建华", Phone: "13800138000", IDType: "resident_id", IDLast4: "123X"}})
+		rights, err := cards.ParseRights("gym, b2:workhours，gate")
+		if err != nil || len(rights) != 3 || rights[1] != (cards.Right{Zone: "b2", Sched: "workhours"}) {
+			t.Fatalf("ParseRights: %+v %v", rights, err)
+		}
+		for _, bad := range []string{"", "Gym", "gym, gym", "b2:", "b2:Night"} {
+			if _, err := cards.ParseRights(bad); err == nil {
+				t.Errorf("ParseRights(%q) accepted", bad)
+			}
+		}
+		g, err := d.reg.SaveGroup(ctx, cards.Group{Code: "club", Name: "会所", Rights: rights})
+		if err != nil || g.Version != 1 {
+			t.Fatalf("save: %+v %v", g, err)
+		}
+		if _, err := d.reg.SaveGroup(ctx, cards.Group{Code: "club", Name: "会所", Rights: rights}); fault.Code(err) != "stale_version" {
+			t.Fatalf("stale: %v", err)
+		}
+		if _, err := d.reg.SaveGroup(ctx, cards.Group{Code: "Club!", Name: "x", Rights: rights}); fault.Code(err) != "group_code_invalid" {
+			t.Fatalf("bad code: %v", err)
+		}
+		if _, err := d.reg.Apply(ctx, cards.ApplyInput{Unit: "1-1-101", PersonID: owner.PersonID, Groups: []string{"nope"}}); fault.Code(err) != "group_not_found" {
+			t.Fatalf("unknown group: %v", err)
+		}
+		c, err := d.reg.Apply(ctx, cards.ApplyInput{Unit: "1-1-101", PersonID: owner.PersonID, Groups: []string{"club"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// gate, b1, b1-lift by default; the group adds gym and b2 (gate stays always).
+		want := map[string]string{"gate": "always", "b1": "always", "b1-lift": "always", "gym": "always", "b2": "workhours"}
+		if len(c.Rights) != len(want) {
+			t.Fatalf("rights %+v", c.Rights)
+		}
+		for _, r := range c.Rights {
+			if want[r.Zone] != r.Sched {
+				t.Errorf("right %+v", r)
+			}
+		}
+		gs, err := d.reg.Groups(ctx)
+		if err != nil || len(gs) != 1 || len(gs[0].Rights) != 3 {
+			t.Fatalf("groups %+v %v", gs, err)
+		}
+	})
+}

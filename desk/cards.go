@@ -22,14 +22,28 @@ func (d *Desk) unitCards(c *fiber.Ctx, code string, data fiber.Map) error {
 		return err
 	}
 	data["Cards"] = list
+	groups, err := d.Cards.Groups(c.UserContext())
+	if err != nil {
+		return err
+	}
+	data["Groups"] = groups
 	return nil
+}
+
+// formList is every value of a repeated form field.
+func formList(c *fiber.Ctx, key string) []string {
+	var out []string
+	for _, v := range c.Request().PostArgs().PeekMulti(key) {
+		out = append(out, string(v))
+	}
+	return out
 }
 
 // applyCard applies for a card for a resident, from the unit page.
 func (d *Desk) applyCard(c *fiber.Ctx) error {
 	pid, _ := strconv.ParseInt(c.FormValue("person_id"), 10, 64)
 	card, err := d.Cards.Apply(c.UserContext(), cards.ApplyInput{Unit: c.Params("code"), PersonID: pid,
-		Carpark: c.FormValue("carpark") != "", Note: c.FormValue("note")})
+		Carpark: c.FormValue("carpark") != "", Note: c.FormValue("note"), Groups: formList(c, "group")})
 	if err == nil {
 		return c.Redirect(fmt.Sprintf("/cards/%d?done=applied", card.ID), fiber.StatusSeeOther)
 	}
@@ -138,7 +152,11 @@ func (d *Desk) renderCards(c *fiber.Ctx, status int, formErr error) error {
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Expiring": exp, "Rec": rec, "Policy": pol, "IDTypes": estate.IDTypes}
+	groups, err := d.Cards.Groups(ctx)
+	if err != nil {
+		return err
+	}
+	data := fiber.Map{"Expiring": exp, "Rec": rec, "Policy": pol, "IDTypes": estate.IDTypes, "Groups": groups}
 	if formErr != nil {
 		data["Error"] = message(c, formErr)
 	}
@@ -156,7 +174,7 @@ func (d *Desk) applyOther(c *fiber.Ctx) error {
 		}
 	}
 	card, err := d.Cards.ApplyOther(c.UserContext(), cards.OtherInput{Type: c.FormValue("type"), Unit: c.FormValue("unit"),
-		Zones: zones, Until: c.FormValue("until"), Note: c.FormValue("note"),
+		Zones: zones, Until: c.FormValue("until"), Note: c.FormValue("note"), Groups: formList(c, "group"),
 		Person: estate.PersonInput{Name: c.FormValue("name"), Phone: c.FormValue("phone"), IDType: c.FormValue("id_type"), IDLast4: c.FormValue("id_last4")}})
 	if err == nil {
 		return c.Redirect(fmt.Sprintf("/cards/%d?done=applied", card.ID), fiber.StatusSeeOther)
@@ -180,6 +198,21 @@ func (d *Desk) savePolicy(c *fiber.Ctx) error {
 	}
 	if err == nil {
 		return c.Redirect("/cards?done=saved", fiber.StatusSeeOther)
+	}
+	if userError(err) {
+		return d.renderCards(c, web.Status(err), err)
+	}
+	return err
+}
+
+func (d *Desk) saveGroup(c *fiber.Ctx) error {
+	rights, err := cards.ParseRights(c.FormValue("rights"))
+	if err == nil {
+		v, _ := strconv.Atoi(c.FormValue("version"))
+		_, err = d.Cards.SaveGroup(c.UserContext(), cards.Group{Code: c.FormValue("code"), Name: c.FormValue("name"), Version: v, Rights: rights})
+	}
+	if err == nil {
+		return c.Redirect("/cards?done=saved#groups", fiber.StatusSeeOther)
 	}
 	if userError(err) {
 		return d.renderCards(c, web.Status(err), err)

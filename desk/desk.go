@@ -97,6 +97,12 @@ func Views(loc *time.Location, site string) fiber.Views {
 		"yuan":      billing.Yuan,
 		"method":    billing.MethodName,
 		"inc":       func(i int) int { return i + 1 },
+		"deref": func(p *string) string {
+			if p == nil {
+				return ""
+			}
+			return *p
+		},
 	})
 	return e
 }
@@ -134,6 +140,7 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/cards", web.DirectoryReaders, d.cardsPage)
 	g.Post("/cards/other", web.DirectoryWriters, d.applyOther)
 	g.Post("/cards/policy", web.Managers, d.savePolicy)
+	g.Post("/cards/groups", web.Managers, d.saveGroup)
 	g.Get("/cards/:id", web.DirectoryReaders, d.cardPage)
 	g.Post("/cards/:id/:action", web.DirectoryWriters, d.cardAction)
 

@@ -75,6 +75,10 @@ func TestClerkFindsAUnitInTheBrowser(t *testing.T) {
 		Person: &estate.PersonInput{Name: "陈一诺", Phone: "13900139000", IDType: "resident_id", IDLast4: "0021"}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.es.MoveIn(ctx, "3-2-1801", estate.MoveIn{Role: estate.Tenant, MovedInOn: "2026-01-01", LeaseStart: "2026-01-01",
+		LeaseEnd: "2027-12-31", ConsentMethod: "written", Person: &estate.PersonInput{Name: "刘洋", Phone: "13700137000", IDType: "passport", IDLast4: "9876"}}); err != nil {
+		t.Fatal(err)
+	}
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
@@ -127,7 +131,7 @@ func TestClerkFindsAUnitInTheBrowser(t *testing.T) {
 	if !strings.Contains(heading, "3-2-1801") {
 		t.Fatalf("unit page heading %q", heading)
 	}
-	for _, want := range []string{"陈建华", "业主", "陈一诺", "家庭成员", "****123X"} {
+	for _, want := range []string{"陈建华", "业主", "陈一诺", "家庭成员", "****123X", "刘洋", "租户", "书面同意"} {
 		if !strings.Contains(residents, want) {
 			t.Errorf("residents table lacks %q:\n%s", want, residents)
 		}
