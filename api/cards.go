@@ -28,6 +28,8 @@ func (a *API) registerCards(g *web.Group) {
 	g.Post("/cards/:id/replace", web.DirectoryWriters, a.replaceCard)
 	g.Get("/card-policy", web.DirectoryReaders, a.cardPolicy)
 	g.Put("/card-policy", web.Managers, a.saveCardPolicy)
+	g.Get("/access-groups", web.DirectoryReaders, a.accessGroups)
+	g.Put("/access-groups/:code", web.Managers, a.saveAccessGroup)
 }
 
 // register returns the card register, or cards_not_configured when this
@@ -74,9 +76,10 @@ func (a *API) applyCard(c *fiber.Ctx) error {
 		return err
 	}
 	var in struct {
-		PersonID int64  `json:"person_id"`
-		Carpark  bool   `json:"carpark"`
-		Note     string `json:"note"`
+		PersonID int64    `json:"person_id"`
+		Carpark  bool     `json:"carpark"`
+		Groups   []string `json:"groups"`
+		Note     string   `json:"note"`
 	}
 	if err := web.DecodeJSON(c, &in); err != nil {
 		return err
@@ -84,7 +87,8 @@ func (a *API) applyCard(c *fiber.Ctx) error {
 	if in.PersonID <= 0 {
 		return fault.Invalid("person_id", "id_invalid")
 	}
-	card, err := reg.Apply(c.UserContext(), cards.ApplyInput{Unit: c.Params("code"), PersonID: in.PersonID, Carpark: in.Carpark, Note: in.Note})
+	card, err := reg.Apply(c.UserContext(), cards.ApplyInput{Unit: c.Params("code"), PersonID: in.PersonID, Carpark: in.Carpark,
+		Groups: in.Groups, Note: in.Note})
 	if err != nil {
 		return err
 	}
@@ -241,4 +245,38 @@ func (a *API) saveCardPolicy(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(p)
+}
+
+func (a *API) accessGroups(c *fiber.Ctx) error {
+	reg, err := a.register()
+	if err != nil {
+		return err
+	}
+	gs, err := reg.Groups(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(list[cards.Group]{Items: gs, Total: len(gs)})
+}
+
+// saveAccessGroup creates or changes an access group; the code comes from
+// the path; version must match for a change.
+func (a *API) saveAccessGroup(c *fiber.Ctx) error {
+	reg, err := a.register()
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Name    string        `json:"name"`
+		Version int           `json:"version"`
+		Rights  []cards.Right `json:"rights"`
+	}
+	if err := web.DecodeJSON(c, &in); err != nil {
+		return err
+	}
+	g, err := reg.SaveGroup(c.UserContext(), cards.Group{Code: c.Params("code"), Name: in.Name, Version: in.Version, Rights: in.Rights})
+	if err != nil {
+		return err
+	}
+	return c.JSON(g)
 }

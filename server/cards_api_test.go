@@ -227,3 +227,30 @@ func TestCardsAPIPolicy(t *testing.T) {
 		}
 	})
 }
+
+func TestCardsAPIAccessGroups(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e, owner, _ := cardSite(t, db)
+		sup, clerk := e.as(auth.Supervisor), e.as(auth.Clerk)
+		group := `{"name":"会所","rights":[{"zone":"gym","sched":"always"},{"zone":"b2","sched":"workhours"}]}`
+		if res, _ := clerk.json("PUT", "/api/v1/access-groups/club", group); res.StatusCode != 403 {
+			t.Fatalf("a clerk defines a group: %d", res.StatusCode)
+		}
+		if res, body := sup.json("PUT", "/api/v1/access-groups/club", group); res.StatusCode != 200 || !strings.Contains(body, `"version":1`) {
+			t.Fatalf("define: %d %s", res.StatusCode, body)
+		}
+		if res, body := sup.json("PUT", "/api/v1/access-groups/club", group); res.StatusCode != 409 || errCode(body) != "stale_version" {
+			t.Fatalf("stale: %d %s", res.StatusCode, body)
+		}
+		if res, body := sup.json("PUT", "/api/v1/access-groups/Club!", group); res.StatusCode != 422 || errCode(body) != "group_code_invalid" {
+			t.Fatalf("bad code: %d %s", res.StatusCode, body)
+		}
+		res, body := clerk.json("POST", "/api/v1/units/1-1-101/cards", fmt.Sprintf(`{"person_id":%d,"groups":["club"]}`, owner))
+		if res.StatusCode != 201 || !strings.Contains(body, `"zone":"gym"`) || !strings.Contains(body, `"sched":"workhours"`) {
+			t.Fatalf("apply with a group: %d %s", res.StatusCode, body)
+		}
+		if res, body := clerk.do("GET", "/api/v1/access-groups", "", ""); res.StatusCode != 200 || !strings.Contains(body, `"total":1`) {
+			t.Fatalf("list: %d %s", res.StatusCode, body)
+		}
+	})
+}
