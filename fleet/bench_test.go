@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -80,10 +81,13 @@ func (w *world) startBenchReaders(b *testing.B, ctx context.Context, devs []flee
 	return fl
 }
 
+// percentile is the nearest-rank percentile: the 99th of 100 samples for
+// p = 0.99 (before this was fixed it returned the 100th, the maximum).
 func percentile(d []time.Duration, p float64) time.Duration {
 	s := append([]time.Duration(nil), d...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[min(len(s)-1, int(float64(len(s))*p))]
+	i := int(math.Ceil(float64(len(s))*p)) - 1
+	return s[max(0, min(len(s)-1, i))]
 }
 
 // BenchmarkPropagation measures, with N readers in one zone, the time from
