@@ -255,3 +255,18 @@ func parsePeriod(p string) (time.Time, error) {
 	}
 	return t, nil
 }
+
+// Subscribed reports whether a unit pays a monthly item that only some
+// units pay (a rented parking space) for the current month.
+func (s *Service) Subscribed(ctx context.Context, unitCode, itemCode string) (bool, error) {
+	u, err := s.unit(ctx, s.db, unitCode)
+	if err != nil {
+		return false, err
+	}
+	period := s.Today()[:7]
+	var n int
+	err = s.db.Get(ctx, &n, `SELECT COUNT(*) FROM fee_subscriptions fs JOIN fee_items f ON f.id = fs.fee_item_id
+		WHERE f.site_id = ? AND f.code = ? AND fs.unit_id = ? AND fs.since_period <= ? AND (fs.until_period IS NULL OR fs.until_period >= ?)`,
+		s.site.ID, itemCode, u.ID, period, period)
+	return n > 0, err
+}

@@ -104,6 +104,12 @@ func TestGenerateIsIdempotent(t *testing.T) {
 		if g.Created != 3 || g.Total != 22375+30000+15000 {
 			t.Fatalf("generated %+v", g)
 		}
+		if yes, err := bk.b.Subscribed(bk.cashier, "1-1-102", "parking"); err != nil || !yes {
+			t.Fatalf("1-1-102 rents a space: %v %v", yes, err)
+		}
+		if yes, _ := bk.b.Subscribed(bk.cashier, "1-1-101", "parking"); yes {
+			t.Fatal("1-1-101 rents no space")
+		}
 		again, err := bk.b.Generate(bk.cashier, "2026-11")
 		if err != nil || again.Created != 0 {
 			t.Fatalf("second run: %+v %v", again, err)

@@ -27,6 +27,14 @@ func (d *Desk) unitCards(c *fiber.Ctx, code string, data fiber.Map) error {
 		return err
 	}
 	data["Groups"] = groups
+	if d.Billing != nil {
+		// A household renting a parking space gets the car park.
+		parks, err := d.Billing.Subscribed(c.UserContext(), code, "parking")
+		if err != nil {
+			return err
+		}
+		data["RentsParking"] = parks
+	}
 	return nil
 }
 
