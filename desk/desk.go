@@ -24,6 +24,7 @@ import (
 	"onecard/estate"
 	"onecard/fault"
 	"onecard/fleet"
+	"onecard/kiosk"
 	"onecard/printing"
 	"onecard/terminal"
 	"onecard/web"
@@ -54,7 +55,9 @@ type Desk struct {
 	Billing *billing.Service
 	Cards   *cards.Register
 	// Demo, in the demo only, stands in for touching the hardware.
-	Demo     Demo
+	Demo Demo
+	// Kiosks are the lobby kiosks (nil: none).
+	Kiosks   *kiosk.Service
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
 	loc      *time.Location
@@ -137,6 +140,13 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 		g.Post("/demo/tap", web.Staff, d.demoTap)
 	}
 	g.Post("/units/:code/cards", web.DirectoryWriters, d.applyCard)
+	if d.Kiosks != nil {
+		g.Get("/kiosks", web.Managers, d.kiosksPage)
+		g.Post("/kiosks", web.Managers, d.registerKiosk)
+		g.Post("/kiosks/:code/disable", web.Managers, d.disableKiosk)
+		g.Post("/kiosks/:code/enable", web.Managers, d.enableKiosk)
+		g.Post("/units/:code/pin", web.DirectoryWriters, d.setPIN)
+	}
 	g.Get("/cards", web.DirectoryReaders, d.cardsPage)
 	g.Post("/cards/other", web.DirectoryWriters, d.applyOther)
 	g.Post("/cards/policy", web.Managers, d.savePolicy)

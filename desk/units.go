@@ -47,8 +47,11 @@ func (d *Desk) unit(c *fiber.Ctx) error {
 	if err := d.unitCards(c, u.Code, data); err != nil {
 		return err
 	}
+	if err := d.unitPIN(c, u.Code, data); err != nil {
+		return err
+	}
 	switch c.Query("done") {
-	case "saved", "moved_in", "moved_out":
+	case "saved", "moved_in", "moved_out", "pin_set":
 		data["Flash"] = web.T(web.Lang(c), "flash."+c.Query("done"), nil)
 	}
 	return render(c, fiber.StatusOK, "unit", "unit.title", data)

@@ -17,6 +17,7 @@ import (
 	"onecard/cards"
 	"onecard/estate"
 	"onecard/fleet"
+	"onecard/kiosk"
 	"onecard/server"
 	"onecard/store"
 	"onecard/web"
@@ -33,7 +34,8 @@ type env struct {
 	es   *estate.Service
 	bill *billing.Service
 	// cards is the one-card register, without an encoder.
-	cards *cards.Register
+	cards  *cards.Register
+	kiosks *kiosk.Service
 }
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
@@ -75,7 +77,9 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station})
+	kiosks := kiosk.New(db, es, kiosk.Options{})
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
+		Kiosks: kiosks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +89,26 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { app.Shutdown() })
-	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg}
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks}
+}
+
+// kioskClient is a browser enrolled as a kiosk (registered on first use).
+func (e *env) kioskClient() *client {
+	e.t.Helper()
+	ctx := context.Background()
+	_, code, err := e.kiosks.Register(ctx, kiosk.Kiosk{Code: "lobby-test", Name: "测试大堂"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	k, cred, err := e.kiosks.Enrol(ctx, code)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := e.anon()
+	u, _ := url.Parse(e.url)
+	c.http.Jar.SetCookies(u, []*http.Cookie{{Name: web.KioskCookie, Value: cred, Path: "/"}})
+	c.csrf = k.CSRF
+	return c
 }
 
 // client is an HTTP client with a cookie jar that does not follow

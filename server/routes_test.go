@@ -61,6 +61,20 @@ func TestEveryRouteChecksTheRole(t *testing.T) {
 		if r.Public {
 			continue
 		}
+		if r.Kiosk {
+			// Nobody but an enrolled kiosk: not anonymous, not staff.
+			for who, c := range map[string]*client{"anonymous": anon, "admin": clients[auth.Admin], "admin token": tokens[auth.Admin]} {
+				res, _ := c.do(r.Method, path, "application/json", "{}")
+				if res.StatusCode != 401 && !(res.StatusCode == 303 && res.Header.Get("Location") == "/kiosk/enrol") {
+					t.Errorf("%s %s %s: status %d, want refused", who, r.Method, r.Path, res.StatusCode)
+				}
+			}
+			res, body := e.kioskClient().do(r.Method, path, "application/json", "{}")
+			if res.StatusCode == 401 || res.StatusCode == 403 || res.Header.Get("Location") == "/kiosk/enrol" {
+				t.Errorf("the kiosk %s %s: status %d %s", r.Method, r.Path, res.StatusCode, body)
+			}
+			continue
+		}
 		if r.Path == "/api/v1/logout" || r.Path == "/logout" {
 			// Logging out would end the shared sessions; covered below.
 			res, _ := anon.do(r.Method, path, "", "")

@@ -23,6 +23,7 @@ import (
 	"onecard/devices/broker"
 	"onecard/estate"
 	"onecard/fleet"
+	"onecard/kiosk"
 	"onecard/printing"
 	"onecard/store"
 	"onecard/terminal"
@@ -60,6 +61,8 @@ type Deps struct {
 	// Demo stands in for touching the demo's simulated hardware (nil
 	// outside the demo).
 	Demo desk.Demo
+	// Kiosks are the lobby kiosks (nil: no kiosk pages).
+	Kiosks *kiosk.Service
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -135,9 +138,12 @@ func New(d Deps) (*App, error) {
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
+	if d.Kiosks != nil && d.Billing != nil {
+		(&kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name}).Register(app)
+	}
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards, Demo: d.Demo}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/url"
@@ -20,9 +21,12 @@ const SessionCookie = "onecard_session"
 type Route struct {
 	Method string
 	Path   string
-	Roles  []auth.Role // empty with Public
+	Roles  []auth.Role // empty with Public and Kiosk
 	Public bool
 	API    bool
+	// Kiosk routes are for enrolled kiosks only (their device credential),
+	// never for staff.
+	Kiosk bool
 }
 
 // Registry records every route so tests can prove each one is guarded.
@@ -37,7 +41,13 @@ type Guard struct {
 	Reg  *Registry
 	// SecureCookies sets the Secure flag (behind TLS).
 	SecureCookies bool
+	// Kiosk authenticates a kiosk's device credential (KioskCookie); nil:
+	// no kiosk routes.
+	Kiosk func(ctx context.Context, credential string) (auth.Actor, error)
 }
+
+// KioskCookie carries an enrolled kiosk's device credential.
+const KioskCookie = "onecard_kiosk"
 
 // Group registers routes under a prefix, each with the roles it allows.
 type Group struct {
@@ -83,6 +93,39 @@ func (g *Group) Handle(method, path string, roles []auth.Role, h fiber.Handler) 
 	}
 	g.guard.Reg.routes = append(g.guard.Reg.routes, Route{Method: method, Path: g.prefix + path, Roles: roles, API: g.api})
 	g.router.Add(method, path, g.guard.authenticate(g.api, roles), h)
+}
+
+// Kiosk registers a route only an enrolled, enabled kiosk may call: a
+// browser without the kiosk's credential is sent to the enrolment page
+// (GET) or refused; a disabled kiosk is refused at once.
+func (g *Group) Kiosk(method, path string, h ...fiber.Handler) {
+	g.guard.Reg.routes = append(g.guard.Reg.routes, Route{Method: method, Path: g.prefix + path, Kiosk: true})
+	g.router.Add(method, path, append([]fiber.Handler{g.guard.kiosk()}, h...)...)
+}
+
+func (g *Guard) kiosk() fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		cred := c.Cookies(KioskCookie)
+		var a auth.Actor
+		err := fault.ErrAuth
+		if cred != "" && g.Kiosk != nil {
+			a, err = g.Kiosk(c.UserContext(), cred)
+		}
+		if err != nil {
+			if !errors.Is(err, fault.ErrAuth) {
+				return err // a disabled kiosk: forbidden, said so
+			}
+			if c.Method() == fiber.MethodGet {
+				return c.Redirect("/kiosk/enrol", fiber.StatusSeeOther)
+			}
+			return &fault.Error{Kind: fault.ErrAuth, Code: "kiosk_not_enrolled"}
+		}
+		setActor(c, a)
+		if !safeMethod(c.Method()) && !validCSRF(c, a.CSRF) {
+			return fault.Forbidden("csrf_invalid")
+		}
+		return c.Next()
+	}
 }
 
 // Public registers a route anyone may call.

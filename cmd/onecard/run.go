@@ -22,6 +22,7 @@ import (
 	"onecard/demo"
 	"onecard/estate"
 	"onecard/fleet"
+	"onecard/kiosk"
 	"onecard/server"
 	"onecard/store"
 )
@@ -212,7 +213,14 @@ func serve(args []string, isDemo bool) error {
 	if err != nil {
 		return err
 	}
-	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register,
+	kiosks := kiosk.New(db, es, kiosk.Options{})
+	var demoKiosk demoKioskInfo
+	if isDemo {
+		if demoKiosk, err = setUpDemoKiosk(ctx, kiosks, books.Service, as); err != nil {
+			return err
+		}
+	}
+	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register, Kiosks: kiosks,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
 		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Demo: hw.desk()})
@@ -234,7 +242,7 @@ func serve(args []string, isDemo bool) error {
 			monitor = fmt.Sprintf("mosquitto_sub -h %s -p %s -u %s -P %s -t 'onecard/v1/#' -v",
 				hostOf(fl.Broker.Addr()), portOf(fl.Broker.Addr()), fleet.MonitorUser, fl.MonitorSecret)
 		}
-		printDemo(os.Stdout, base, es.Site(), logins, monitor)
+		printDemo(os.Stdout, base, es.Site(), logins, monitor, demoKiosk)
 	}
 	log.Info("onecard serving", "url", base, "db", db.Dialect, "site", es.Site().Code, "version", version)
 	errc := make(chan error, 1)
@@ -268,7 +276,7 @@ func flagOrEnvSet(fs *flag.FlagSet, name string) bool {
 	return set || env || file
 }
 
-func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login, monitor string) {
+func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login, monitor string, k demoKioskInfo) {
 	fmt.Fprintf(w, "\nonecard demo: %s (%s) is running.\n\n", site.Name, site.Code)
 	fmt.Fprintf(w, "  Desk login   %s/login\n", base)
 	fmt.Fprintf(w, "  Health       %s/healthz   %s/readyz\n", base, base)
@@ -276,6 +284,10 @@ func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login, 
 	fmt.Fprintf(w, "  API          %s/api/v1/openapi.json\n", base)
 	if monitor != "" {
 		fmt.Fprintf(w, "  MQTT (read)  %s\n", monitor)
+	}
+	if k.Code != "" {
+		fmt.Fprintf(w, "  Kiosk        %s/kiosk/enrol?code=%s\n", base, k.Code)
+		fmt.Fprintf(w, "               (makes your browser the demo kiosk; then enter unit %s and PIN %s)\n", k.Unit, k.PIN)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
