@@ -156,3 +156,15 @@ func (r *Register) PersonCards(ctx context.Context, personID int64) ([]Record, e
 		AND c.state IN ('applied', 'active', 'blocked') ORDER BY c.number`, r.site.ID, personID)
 	return out, err
 }
+
+// ByUID returns the card in use (active or blocked) with a UID, as a
+// reader reads it ("04A23B1C").
+func (r *Register) ByUID(ctx context.Context, uid string) (Record, error) {
+	var c Record
+	err := r.db.Get(ctx, &c, "SELECT "+cardCols+cardFrom+" WHERE c.site_id = ? AND c.uid = ? AND c.state IN ('active', 'blocked')",
+		r.site.ID, strings.ToUpper(strings.TrimSpace(uid)))
+	if store.IsNoRows(err) {
+		return c, fault.NotFound("card_not_found")
+	}
+	return c, err
+}

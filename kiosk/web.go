@@ -1,16 +1,19 @@
 package kiosk
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -18,6 +21,7 @@ import (
 	"onecard/auth"
 	"onecard/billing"
 	"onecard/fault"
+	"onecard/fleet"
 	"onecard/web"
 )
 
@@ -43,7 +47,28 @@ type Screens struct {
 	Billing *billing.Service
 	Guard   *web.Guard
 	Site    string
-	tmpl    *template.Template
+	// Taps, if set, streams the readers' events (fleet.Service.Watch): a
+	// card tapped on the kiosk's reader identifies its owner.
+	Taps func() (<-chan fleet.StoredEvent, func())
+	// CardOf tells a tapped card's unit and whether it may be used.
+	CardOf func(ctx context.Context, uid string) (CardInfo, error)
+	// Stopping is closed when the server shuts down, ending streams.
+	Stopping <-chan struct{}
+	tmpl     *template.Template
+	tapMu    sync.Mutex
+	taps     map[string]tapped // one-time tap tokens
+}
+
+// CardInfo is what the kiosk needs of a card.
+type CardInfo struct {
+	Unit       string // "" for a card of no unit (staff, contractors)
+	State      string // active or blocked
+	ValidUntil string // last valid day
+}
+
+type tapped struct {
+	session string
+	at      time.Time
 }
 
 // Register mounts the kiosk's pages under /kiosk.
@@ -74,6 +99,8 @@ func (s *Screens) Register(app *fiber.App) {
 	g.Kiosk("POST", "/pay", s.pay)
 	g.Kiosk("GET", "/payments/:id", s.waiting)
 	g.Kiosk("POST", "/end", s.end)
+	g.Kiosk("GET", "/taps", s.tapStream)
+	g.Kiosk("GET", "/tap", s.tap)
 }
 
 // render writes a kiosk page: never cached, so nothing of an owner stays
@@ -257,4 +284,100 @@ func (s *Screens) end(c *fiber.Ctx) error {
 func (s *Screens) clear(c *fiber.Ctx) {
 	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: "", Path: "/kiosk", MaxAge: -1, HTTPOnly: true})
 	c.Cookie(&fiber.Cookie{Name: web.LangCookie, Value: "", Path: "/", MaxAge: -1})
+}
+
+// tapStream tells the welcome page, by server-sent events, when a card is
+// tapped on this kiosk's reader: where to go (the owner's bills, through a
+// one-time token) or, politely, why not.
+func (s *Screens) tapStream(c *fiber.Ctx) error {
+	if s.Taps == nil || s.CardOf == nil {
+		return fault.NotFound("kiosk_no_reader")
+	}
+	k := s.kiosk(c)
+	var reader string
+	if err := s.Kiosks.db.Get(c.UserContext(), &reader, "SELECT reader FROM kiosks WHERE id = ?", k.ID); err != nil {
+		return err
+	}
+	lang := web.Lang(c)
+	ctx := context.WithoutCancel(c.UserContext())
+	events, stop := s.Taps()
+	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	c.Set("X-Accel-Buffering", "no")
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer stop()
+		tick := time.NewTicker(15 * time.Second)
+		defer tick.Stop()
+		fmt.Fprint(w, ": connected\n\n")
+		if w.Flush() != nil {
+			return
+		}
+		for {
+			select {
+			case e := <-events:
+				if reader == "" || e.Device != reader || e.Card == "" {
+					continue
+				}
+				msg := s.onTap(ctx, k, e.Card, lang)
+				b, _ := json.Marshal(msg)
+				fmt.Fprintf(w, "data: %s\n\n", b)
+			case <-tick.C:
+				fmt.Fprint(w, ": ping\n\n")
+			case <-s.Stopping:
+				return
+			}
+			if w.Flush() != nil {
+				return
+			}
+		}
+	})
+	return nil
+}
+
+// onTap checks the card: a blocked or expired card, or one of no unit, is
+// refused with what to do; a good one starts a session for its unit.
+func (s *Screens) onTap(ctx context.Context, k Kiosk, uid, lang string) map[string]string {
+	info, err := s.CardOf(ctx, uid)
+	code := ""
+	switch {
+	case err != nil:
+		code = "kiosk_card_unknown"
+	case info.State == "blocked":
+		code = "kiosk_card_blocked"
+	case info.ValidUntil < s.Kiosks.now().Format(time.DateOnly):
+		code = "kiosk_card_expired"
+	case info.Unit == "":
+		code = "kiosk_card_no_unit"
+	}
+	if code != "" {
+		return map[string]string{"error": web.T(lang, "err."+code, nil)}
+	}
+	se := s.Kiosks.start(k, info.Unit, "card")
+	token := randomHex(16)
+	s.tapMu.Lock()
+	if s.taps == nil {
+		s.taps = map[string]tapped{}
+	}
+	for t, x := range s.taps {
+		if time.Since(x.at) > 30*time.Second {
+			delete(s.taps, t)
+		}
+	}
+	s.taps[token] = tapped{se.Token, time.Now()}
+	s.tapMu.Unlock()
+	return map[string]string{"go": "/kiosk/tap?t=" + token}
+}
+
+// tap exchanges a one-time tap token for the session cookie.
+func (s *Screens) tap(c *fiber.Ctx) error {
+	s.tapMu.Lock()
+	x, ok := s.taps[c.Query("t")]
+	delete(s.taps, c.Query("t"))
+	s.tapMu.Unlock()
+	if !ok || time.Since(x.at) > 30*time.Second {
+		return c.Redirect("/kiosk", fiber.StatusSeeOther)
+	}
+	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: x.session, Path: "/kiosk", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
+		Secure: s.Guard.SecureCookies})
+	return c.Redirect("/kiosk/bills", fiber.StatusSeeOther)
 }

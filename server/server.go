@@ -139,7 +139,22 @@ func New(d Deps) (*App, error) {
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
 	if d.Kiosks != nil && d.Billing != nil {
-		(&kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name}).Register(app)
+		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping}
+		if d.Fleet != nil && d.Cards != nil {
+			ks.Taps = d.Fleet.Watch
+			ks.CardOf = func(ctx context.Context, uid string) (kiosk.CardInfo, error) {
+				c, err := d.Cards.ByUID(ctx, uid)
+				if err != nil {
+					return kiosk.CardInfo{}, err
+				}
+				info := kiosk.CardInfo{State: c.State, ValidUntil: c.ValidUntil}
+				if c.Unit != nil {
+					info.Unit = *c.Unit
+				}
+				return info, nil
+			}
+		}
+		ks.Register(app)
 	}
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,

@@ -22,7 +22,7 @@ const demoPIN = "135790"
 // PIN.
 func setUpDemoKiosk(ctx context.Context, ks *kiosk.Service, bk *billing.Service, as *auth.Service) (demoKioskInfo, error) {
 	ctx = auth.WithActor(ctx, auth.System)
-	_, code, err := ks.Register(ctx, kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂自助机", Location: "1号楼大堂"})
+	_, code, err := ks.Register(ctx, kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂自助机", Location: "1号楼大堂", Reader: "lobby-1-reader"})
 	if err != nil {
 		return demoKioskInfo{}, err
 	}

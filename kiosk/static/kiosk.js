@@ -22,6 +22,17 @@
   if (body.dataset.reload) setTimeout(function () { location.replace(location.pathname); }, parseInt(body.dataset.reload, 10));
   if (body.dataset.redirect) setTimeout(function () { location.replace(body.dataset.redirect); }, parseInt(body.dataset.after, 10));
 
+  // A card tapped on this kiosk's reader: the server says where to go.
+  var tapErr = document.getElementById('tap-error');
+  if (tapErr && window.EventSource) {
+    var es = new EventSource('/kiosk/taps');
+    es.onmessage = function (m) {
+      var d = JSON.parse(m.data);
+      if (d.go) { es.close(); location.replace(d.go); }
+      else if (d.error) { tapErr.textContent = d.error; tapErr.hidden = false; }
+    };
+  }
+
   // The keypad types into the field last touched.
   var pad = document.getElementById('keypad');
   if (pad) {
