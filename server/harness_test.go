@@ -40,6 +40,10 @@ type env struct {
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
 
+// kioskOptions are the kiosks' options for the next start (a test may
+// shorten the idle time; tests here do not run in parallel).
+var kioskOptions kiosk.Options
+
 // startWith is start with the books' options (a payment terminal, say).
 func startWith(t *testing.T, db *store.DB, bo billing.Options) *env {
 	t.Helper()
@@ -77,7 +81,7 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	if err != nil {
 		t.Fatal(err)
 	}
-	kiosks := kiosk.New(db, es, kiosk.Options{})
+	kiosks := kiosk.New(db, es, kioskOptions)
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
 		Kiosks: kiosks})
 	if err != nil {

@@ -1,0 +1,155 @@
+package server_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"onecard/billing"
+	"onecard/kiosk"
+	"onecard/store/storetest"
+)
+
+// kioskShot saves a screenshot as a test artefact (ONECARD_SCREENSHOT_DIR).
+func kioskShot(t *testing.T, b context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("ONECARD_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kiosk-"+name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKioskInTheBrowser: a browser enrolled with the one-time link; the
+// owner switches to English, enters the unit and PINs on the on-screen
+// keypad — wrong five times and locked, then (after the desk resets the
+// PIN) right — sees the bills, pays on the card terminal (simulator over a
+// pty) and sees the receipt; another owner leaves the bills page alone and
+// the idle timer clears the screen back to the start, in Chinese again.
+func TestKioskInTheBrowser(t *testing.T) {
+	kioskOptions = kiosk.Options{Idle: 4 * time.Second}
+	defer func() { kioskOptions = kiosk.Options{} }()
+	_, term := startTerminal(t)
+	e := billingSite(t, storetest.SQLite(t), billing.Options{Terminal: term})
+	ctx := context.Background()
+	_, code, err := e.kiosks.Register(ctx, kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kiosks.SetPIN(ctx, "1-1-101", "480213"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kiosks.SetPIN(ctx, "1-1-102", "592046"); err != nil {
+		t.Fatal(err)
+	}
+
+	b := browser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	text := func(sel string) string {
+		s, err := chromedp.Run(b, chromedp.Text(css(sel)))
+		if err != nil {
+			t.Fatalf("%s: %v", sel, err)
+		}
+		return s
+	}
+	keys := func(field, digits string) {
+		t.Helper()
+		if err := chromedp.Do(b, chromedp.Click(css("#"+field))); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range digits {
+			if err := chromedp.Do(b, chromedp.Click(css(`#keypad button[data-k="`+string(d)+`"]`))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clear := func(field string) {
+		if _, err := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("`+field+`").value = ""`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	submit := func(button, wait string) {
+		t.Helper()
+		if _, err := chromedp.Run(b, chromedp.Evaluate[string](`document.body.dataset.old = "1"`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(b, chromedp.Click(css(button)), chromedp.WaitNotPresent(css("body[data-old]")), chromedp.WaitVisible(css(wait))); err != nil {
+			t.Fatalf("%s: %v", button, err)
+		}
+	}
+	// Enrol: the one-time link makes this browser the kiosk.
+	if err := chromedp.Do(b, chromedp.Navigate(e.url+"/kiosk/enrol?code="+code), chromedp.WaitVisible(css("#pin-form"))); err != nil {
+		t.Fatal(err)
+	}
+	kioskShot(t, b, "1-welcome")
+	if !strings.Contains(text("h1"), "您好") {
+		t.Fatalf("not Chinese first: %q", text("h1"))
+	}
+	submit("#lang", "#pin-form")
+	if !strings.Contains(text("h1"), "Hello") {
+		t.Fatalf("English switch: %q", text("h1"))
+	}
+	// Five wrong PINs lock the unit's PIN.
+	for i := 0; i < 5; i++ {
+		clear("unit")
+		clear("pin")
+		keys("unit", "1-1-101")
+		keys("pin", "111222")
+		submit("#pin-submit", "#error")
+	}
+	if s := text("#error"); !strings.Contains(s, "locked") {
+		t.Fatalf("after five wrong PINs: %q", s)
+	}
+	kioskShot(t, b, "2-locked")
+	if st, _ := e.kiosks.PIN(ctx, "1-1-101"); st.LockedUntil == nil {
+		t.Fatal("the desk does not see the lock")
+	}
+	// The desk resets the PIN with the owner; the right one now works.
+	if err := e.kiosks.SetPIN(ctx, "1-1-101", "480213"); err != nil {
+		t.Fatal(err)
+	}
+	clear("unit")
+	clear("pin")
+	keys("unit", "1-1-101")
+	keys("pin", "480213")
+	submit("#pin-submit", "#bills")
+	if s := text("#bills"); !strings.Contains(s, "2026-11") || !strings.Contains(s, "2026-12") {
+		t.Fatalf("bills: %q", s)
+	}
+	kioskShot(t, b, "3-bills")
+	submit("#pay-card", "#receipt")
+	if s := text("#receipt"); !strings.Contains(s, "2026-000001") || !strings.Contains(s, "贰佰肆拾元整") {
+		t.Fatalf("receipt: %q", s)
+	}
+	kioskShot(t, b, "4-receipt")
+	// The session ended with the payment: back to the start, in Chinese.
+	submit("#done", "#pin-form")
+	if !strings.Contains(text("h1"), "您好") {
+		t.Fatalf("after the receipt, not Chinese again: %q", text("h1"))
+	}
+	if a, _ := e.bill.Account(ctx, "1-1-101"); a.DueFen != 0 {
+		t.Fatalf("the unit still owes %d", a.DueFen)
+	}
+	// Another owner walks away from the bills page: the idle timer ends it.
+	keys("unit", "1-1-102")
+	keys("pin", "592046")
+	submit("#pin-submit", "#bills")
+	if err := chromedp.Do(b, chromedp.WaitVisible(css("#pin-form"))); err != nil {
+		t.Fatalf("the idle timer did not clear the screen: %v", err)
+	}
+	if strings.Contains(text("main"), "1-1-102") {
+		t.Fatal("the last owner's unit is still on the screen")
+	}
+	kioskShot(t, b, "5-idle")
+}
