@@ -41,6 +41,7 @@ var simulators = []simulator{
 	{"readers", "gate readers over MQTT (docs/mqtt.md), many in one process", runReaders},
 	{"printer", "receipt printer: ESC/POS on a pty, receipts written as .txt and .png", runPrinter},
 	{"payterm", "bank-card payment terminal, our framed protocol (docs/payterm.md)", runPayterm},
+	{"gateway", "online payment gateway for QR-code payments, over HTTP (docs/gateway.md)", runGateway},
 }
 
 // usageError is a mistake on the command line: exit status 2.
