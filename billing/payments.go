@@ -37,8 +37,8 @@ type TerminalResult struct {
 	Reason   string
 }
 
-// Payment methods.
-var Methods = []string{"cash", "card", "transfer"}
+// Payment methods (qr only where a gateway is configured).
+var Methods = []string{"cash", "card", "transfer", "qr"}
 
 // PayInput is a payment at the desk (or a kiosk).
 type PayInput struct {
@@ -69,6 +69,8 @@ type Payment struct {
 	AuthCode    string    `db:"auth_code" json:"auth_code,omitempty"`
 	CardLast4   string    `db:"card_last4" json:"card_last4,omitempty"`
 	TransferRef string    `db:"transfer_ref" json:"transfer_ref,omitempty"`
+	ProviderTxn string    `db:"provider_txn" json:"provider_txn,omitempty"`
+	QRContent   string    `db:"qr_content" json:"qr_content,omitempty"`
 	BillIDs     string    `db:"bill_ids" json:"-"`
 	IdemKey     string    `db:"idem_key" json:"-"`
 	OpKind      string    `db:"operator_kind" json:"-"`
@@ -80,7 +82,7 @@ type Payment struct {
 }
 
 const paymentCols = `p.id, p.ref, u.code AS unit_code, p.method, p.amount_fen, p.tendered_fen, p.change_fen, p.state, p.outcome,
-	p.auth_code, p.card_last4, p.transfer_ref, p.bill_ids, p.idem_key, p.operator_kind, p.operator_id, p.operator_name,
+	p.auth_code, p.card_last4, p.transfer_ref, p.provider_txn, p.qr_content, p.bill_ids, p.idem_key, p.operator_kind, p.operator_id, p.operator_name,
 	p.business_day, p.created_at`
 const paymentFrom = ` FROM payments p JOIN units u ON u.id = p.unit_id`
 
@@ -130,6 +132,9 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	if err := checkPay(&in); err != nil {
 		return Payment{}, err
 	}
+	if in.Method == "qr" && s.gateway == nil {
+		return Payment{}, fault.Invalid("method", "no_gateway")
+	}
 	if in.Method == "card" {
 		if s.terminal == nil {
 			return Payment{}, fault.Invalid("method", "no_terminal")
@@ -145,7 +150,7 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 		var err error
 		p, pre, err = s.create(ctx, tx, in, op)
 		fresh = pre != nil
-		if err != nil || !fresh || in.Method == "card" {
+		if err != nil || !fresh || in.Method == "card" || in.Method == "qr" {
 			return err
 		}
 		return s.settle(ctx, tx, &p, op, pre)
@@ -155,6 +160,9 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	}
 	if fresh && in.Method == "card" {
 		return s.charge(ctx, p, op)
+	}
+	if fresh && in.Method == "qr" {
+		return s.payQR(ctx, p)
 	}
 	if err := s.withReceipt(ctx, &p); err != nil {
 		return p, err
@@ -255,8 +263,8 @@ func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op oper
 	p := Payment{Ref: newRef(now), UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
 		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: "settled", TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
 		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now}
-	if in.Method == "card" {
-		p.State = "sent" // committed before the terminal is asked
+	if in.Method == "card" || in.Method == "qr" {
+		p.State = "sent" // committed before the terminal or the gateway is asked
 	} else {
 		day := s.Today()
 		p.BusinessDay = &day
@@ -497,12 +505,12 @@ func (s *Service) withReceipt(ctx context.Context, p *Payment) error {
 // Payments with a terminal call running in this process are left alone.
 // It returns how many it resolved.
 func (s *Service) Resolve(ctx context.Context) (int, error) {
-	if s.terminal == nil {
+	if s.terminal == nil && s.gateway == nil {
 		return 0, nil
 	}
 	var waiting []Payment
 	if err := s.db.Select(ctx, &waiting, "SELECT "+paymentCols+paymentFrom+
-		" WHERE p.site_id = ? AND p.method = 'card' AND p.state IN ('sent', 'unknown', 'approved') ORDER BY p.id", s.site.ID); err != nil {
+		" WHERE p.site_id = ? AND p.method IN ('card', 'qr') AND p.state IN ('sent', 'unknown', 'approved') ORDER BY p.id", s.site.ID); err != nil {
 		return 0, err
 	}
 	n := 0
@@ -514,7 +522,18 @@ func (s *Service) Resolve(ctx context.Context) (int, error) {
 			continue
 		}
 		res := TerminalResult{State: "approved", AuthCode: p.AuthCode, Last4: p.CardLast4}
-		if p.State != "approved" { // approved but not settled: a crash between the two
+		if p.State != "approved" && p.Method == "qr" {
+			if s.gateway == nil {
+				continue
+			}
+			var ok bool
+			if res, ok = s.resolveQR(ctx, p); !ok {
+				continue
+			}
+		} else if p.State != "approved" { // approved but not settled: a crash between the two
+			if s.terminal == nil {
+				continue
+			}
 			var err error
 			if res, err = s.terminal.Query(ctx, p.Ref); err != nil {
 				s.log.Warn("billing: terminal query", "ref", p.Ref, "err", err)
@@ -544,7 +563,7 @@ func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
 		}
 		wait := every
 		var n int
-		if err := s.db.Get(ctx, &n, "SELECT COUNT(*) FROM payments WHERE site_id = ? AND method = 'card' AND state IN ('sent', 'unknown', 'approved')", s.site.ID); err == nil && n > 0 {
+		if err := s.db.Get(ctx, &n, "SELECT COUNT(*) FROM payments WHERE site_id = ? AND method IN ('card', 'qr') AND state IN ('sent', 'unknown', 'approved')", s.site.ID); err == nil && n > 0 {
 			wait = min(every, 2*time.Second)
 			// A terminal not connected yet (just started): ask as soon as
 			// it is.

@@ -17,6 +17,7 @@ import (
 	"onecard/auth"
 	"onecard/estate"
 	"onecard/fault"
+	"onecard/gateway"
 	"onecard/store"
 )
 
@@ -33,6 +34,9 @@ type Service struct {
 	log      *slog.Logger
 	terminal Terminal
 	printer  string
+	gateway  gateway.Provider
+	// notifyURL is where the gateway sends its notifications.
+	notifyURL string
 
 	wake     chan struct{} // print jobs queued
 	mu       sync.Mutex
@@ -45,7 +49,11 @@ type Options struct {
 	Terminal Terminal
 	// Printer names the receipt printer print jobs are queued for.
 	Printer string
-	Log     *slog.Logger
+	// Gateway takes QR payments; NotifyURL is where it reaches onecard's
+	// notification handler. Nil: QR payments are refused.
+	Gateway   gateway.Provider
+	NotifyURL string
+	Log       *slog.Logger
 }
 
 // Open returns the books of site, creating its settings row on first use.
@@ -61,7 +69,7 @@ func Open(ctx context.Context, db *store.DB, site estate.Site, o Options) (*Serv
 		o.Printer = "desk"
 	}
 	s := &Service{db: db, site: site, loc: loc, now: func() time.Time { return time.Now().UTC() }, log: o.Log,
-		terminal: o.Terminal, printer: o.Printer, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+		terminal: o.Terminal, printer: o.Printer, gateway: o.Gateway, notifyURL: o.NotifyURL, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
 	_, err = db.Exec(ctx, `INSERT INTO billing_settings (site_id, updated_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING`, site.ID, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("billing: settings: %w", err)

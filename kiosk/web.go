@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	qrcode "github.com/skip2/go-qrcode"
 
 	"onecard/auth"
 	"onecard/billing"
@@ -54,9 +56,11 @@ type Screens struct {
 	CardOf func(ctx context.Context, uid string) (CardInfo, error)
 	// Stopping is closed when the server shuts down, ending streams.
 	Stopping <-chan struct{}
-	tmpl     *template.Template
-	tapMu    sync.Mutex
-	taps     map[string]tapped // one-time tap tokens
+	// QR offers payment by QR code (a gateway is configured).
+	QR    bool
+	tmpl  *template.Template
+	tapMu sync.Mutex
+	taps  map[string]tapped // one-time tap tokens
 }
 
 // CardInfo is what the kiosk needs of a card.
@@ -98,6 +102,7 @@ func (s *Screens) Register(app *fiber.App) {
 	g.Kiosk("GET", "/bills", s.bills)
 	g.Kiosk("POST", "/pay", s.pay)
 	g.Kiosk("GET", "/payments/:id", s.waiting)
+	g.Kiosk("POST", "/payments/:id/cancel", s.cancel)
 	g.Kiosk("POST", "/end", s.end)
 	g.Kiosk("GET", "/taps", s.tapStream)
 	g.Kiosk("GET", "/tap", s.tap)
@@ -192,7 +197,7 @@ func (s *Screens) renderBills(c *fiber.Ctx, status int, formErr error) error {
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Account": a, "Key": randomHex(12), "Session": true}
+	data := fiber.Map{"Account": a, "Key": randomHex(12), "Session": true, "QR": s.QR}
 	if formErr != nil {
 		data["Error"] = web.Detail(c, formErr).Message
 	}
@@ -207,6 +212,9 @@ func (s *Screens) pay(c *fiber.Ctx) error {
 		return c.Redirect("/kiosk", fiber.StatusSeeOther)
 	}
 	in := billing.PayInput{IdemKey: c.FormValue("key"), Unit: se.Unit, Method: "card"}
+	if c.FormValue("method") == "qr" && s.QR {
+		in.Method = "qr"
+	}
 	for _, v := range c.Request().PostArgs().PeekMulti("bill") {
 		id, err := strconv.ParseInt(string(v), 10, 64)
 		if err != nil {
@@ -260,7 +268,15 @@ func (s *Screens) waiting(c *fiber.Ctx) error {
 		return s.renderBills(c, fiber.StatusOK, fault.Invalid("card", "card_declined", "reason", p.Outcome))
 	}
 	s.Billing.Resolve(c.UserContext())
-	return s.render(c, fiber.StatusOK, "waiting", fiber.Map{"Payment": p, "Session": true, "Reload": 3000})
+	data := fiber.Map{"Payment": p, "Session": true, "Reload": 3000}
+	if p.QRContent != "" {
+		png, err := qrcode.Encode(p.QRContent, qrcode.Medium, 360)
+		if err != nil {
+			return err
+		}
+		data["QRImage"] = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+	}
+	return s.render(c, fiber.StatusOK, "waiting", data)
 }
 
 // receipt shows the receipt (the printer prints it) and ends the session.
@@ -379,5 +395,26 @@ func (s *Screens) tap(c *fiber.Ctx) error {
 	}
 	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: x.session, Path: "/kiosk", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
 		Secure: s.Guard.SecureCookies})
+	return c.Redirect("/kiosk/bills", fiber.StatusSeeOther)
+}
+
+// cancel closes a QR payment the owner gave up on (the gateway is told;
+// paid after all means settled) and goes back to the bills.
+func (s *Screens) cancel(c *fiber.Ctx) error {
+	id, _ := strconv.ParseInt(c.Params("id"), 10, 64)
+	p, err := s.Billing.Payment(c.UserContext(), id)
+	if err != nil {
+		return err
+	}
+	if p.OpKind != "kiosk" || p.OpID != s.kiosk(c).ID {
+		return fault.NotFound("payment_not_found")
+	}
+	p, err = s.Billing.CancelQR(c.UserContext(), id)
+	if err != nil && web.Status(err) >= 500 {
+		return err
+	}
+	if p.State == "settled" {
+		return s.receipt(c, s.session(c), p)
+	}
 	return c.Redirect("/kiosk/bills", fiber.StatusSeeOther)
 }

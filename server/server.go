@@ -23,6 +23,7 @@ import (
 	"onecard/devices/broker"
 	"onecard/estate"
 	"onecard/fleet"
+	"onecard/gateway"
 	"onecard/kiosk"
 	"onecard/printing"
 	"onecard/store"
@@ -63,6 +64,9 @@ type Deps struct {
 	Demo desk.Demo
 	// Kiosks are the lobby kiosks (nil: no kiosk pages).
 	Kiosks *kiosk.Service
+	// Gateway takes QR payments; its notifications come to
+	// /gateway/notify (nil: none).
+	Gateway gateway.Provider
 }
 
 // App is the assembled HTTP app and its route registry.
@@ -138,8 +142,13 @@ func New(d Deps) (*App, error) {
 	})
 	root.Public("GET", "/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 
+	if d.Gateway != nil && d.Billing != nil {
+		// Signed by the gateway, checked by gateway.Verify: public.
+		root.Public("POST", "/gateway/notify", adaptor.HTTPHandler(gateway.NotifyHandler(d.Gateway, d.Billing.OnGatewayNotification, d.Log)))
+	}
 	if d.Kiosks != nil && d.Billing != nil {
-		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping}
+		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping,
+			QR: d.Gateway != nil}
 		if d.Fleet != nil && d.Cards != nil {
 			ks.Taps = d.Fleet.Watch
 			ks.CardOf = func(ctx context.Context, uid string) (kiosk.CardInfo, error) {

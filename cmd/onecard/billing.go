@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"onecard/auth"
@@ -12,7 +16,9 @@ import (
 	"onecard/devices/payterm"
 	"onecard/estate"
 	firmwaresim "onecard/firmware-sim"
+	gatewaysim "onecard/firmware-sim/gateway"
 	printersim "onecard/firmware-sim/printer"
+	"onecard/gateway"
 	"onecard/printing"
 	"onecard/store"
 	"onecard/terminal"
@@ -23,6 +29,7 @@ type books struct {
 	*billing.Service
 	printer  *printing.Printer  // nil without one
 	terminal *terminal.Terminal // nil without one
+	gateway  gateway.Provider   // nil without one
 }
 
 // startBilling opens the books, connects the receipt printer and the
@@ -46,6 +53,18 @@ func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Servi
 		c.Payterm = link
 	}
 	o := billing.Options{Log: log}
+	if isDemo && c.Gateway == "" {
+		if err := startDemoGateway(ctx, c, log); err != nil {
+			return nil, err
+		}
+	}
+	if c.Gateway != "" {
+		gw, err := openGateway(c)
+		if err != nil {
+			return nil, err
+		}
+		bk.gateway, o.Gateway, o.NotifyURL = gw, gw, strings.TrimRight(c.PublicURL, "/")+"/gateway/notify"
+	}
 	if c.Payterm != "" {
 		bk.terminal = terminal.Open(ctx, c.Payterm, &payterm.Opts{Baud: c.PaytermBaud}, log)
 		o.Terminal = bk.terminal
@@ -90,4 +109,49 @@ func startDemoPrinter(ctx context.Context, dataDir string, baud int, log *slog.L
 		pty.Close()
 	}()
 	return link, nil
+}
+
+// openGateway connects to the QR payment gateway configured.
+func openGateway(c *config) (*gateway.Client, error) {
+	if c.PublicURL == "" {
+		return nil, fmt.Errorf("--gateway needs --public-url: where the gateway sends its notifications")
+	}
+	key, err := gateway.LoadPrivateKey(c.GatewayKey)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-key-file: %w", err)
+	}
+	pub, err := gateway.LoadPublicKey(c.GatewayPub)
+	if err != nil {
+		return nil, fmt.Errorf("--gateway-public-key-file: %w", err)
+	}
+	return gateway.NewClient(gateway.Config{URL: c.Gateway, Merchant: c.GatewayMerchant, Key: key, GatewayKeys: []ed25519.PublicKey{pub}})
+}
+
+// startDemoGateway runs a simulated QR payment gateway on 127.0.0.1, with
+// the demo's merchant key in DATA_DIR/gateway, and points the options at
+// it: the kiosk's QR code opens the simulator's payment page.
+func startDemoGateway(ctx context.Context, c *config, log *slog.Logger) error {
+	dir := filepath.Join(c.DataDir, "gateway")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key, _, err := gateway.LoadOrCreatePrivateKey(filepath.Join(dir, "merchant.pem"))
+	if err != nil {
+		return err
+	}
+	sim, err := gatewaysim.Start(gatewaysim.Options{Merchants: map[string]ed25519.PublicKey{"demo": key.Public().(ed25519.PublicKey)},
+		Log: log.With("sim", "gateway")})
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { sim.Stop() })
+	pub := filepath.Join(dir, "gateway.pub")
+	if err := os.WriteFile(pub, gateway.EncodePublicKey(sim.PublicKey()), 0o600); err != nil {
+		return err
+	}
+	c.Gateway, c.GatewayMerchant, c.GatewayKey, c.GatewayPub = sim.URL(), "demo", filepath.Join(dir, "merchant.pem"), pub
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Addr
+	}
+	return nil
 }

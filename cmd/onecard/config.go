@@ -42,6 +42,11 @@ type config struct {
 	MQTTTLSKey      string
 	MemoryLimit     string
 	Holidays        string
+	Gateway         string
+	GatewayMerchant string
+	GatewayKey      string
+	GatewayPub      string
+	PublicURL       string
 	Printer         string
 	PrinterBaud     int
 	Payterm         string
@@ -104,6 +109,11 @@ func options(c *config) []option {
 		{"payterm-baud", "the payment terminal's baud rate", func(fs *flag.FlagSet, n, h string) {
 			fs.IntVar(&c.PaytermBaud, n, 115200, h)
 		}},
+		{"gateway", "QR payment gateway API URL (docs/gateway.md); empty for none", str(&c.Gateway, "")},
+		{"gateway-merchant", "our merchant id at the gateway", str(&c.GatewayMerchant, "")},
+		{"gateway-key-file", "our merchant signing key (Ed25519 PEM)", str(&c.GatewayKey, "")},
+		{"gateway-public-key-file", "the gateway's public key (Ed25519 PEM)", str(&c.GatewayPub, "")},
+		{"public-url", "onecard's URL as the gateway reaches it, for payment notifications (https://desk.example.com)", str(&c.PublicURL, "")},
 		{"memory-limit", "soft memory limit of the server (e.g. 180MiB, 1GiB; 0 for none); GOMEMLIMIT, if set, wins", str(&c.MemoryLimit, "180MiB")},
 		{"card-mac-key-file", "file with the site's card MAC key (hex); default DATA_DIR/keys/card-mac.key, generated", str(&c.CardMACKey, "")},
 	}

@@ -1,0 +1,68 @@
+package billing_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"net/http/httptest"
+	"testing"
+
+	"onecard/billing"
+	gatewaysim "onecard/firmware-sim/gateway"
+	"onecard/gateway"
+	"onecard/store/storetest"
+)
+
+// TestQRPayments runs QR payments against the simulated gateway over HTTP:
+// the order's QR, the payer paying on the "phone", the signed notification
+// settling the payment once even when delivered twice, and a payment the
+// owner gives up on closed at the gateway.
+func TestQRPayments(t *testing.T) {
+	merchant := gateway.GenerateKey()
+	sim, err := gatewaysim.Start(gatewaysim.Options{Merchants: map[string]ed25519.PublicKey{"m1": merchant.Public().(ed25519.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	client, err := gateway.NewClient(gateway.Config{URL: sim.URL(), Merchant: "m1", Key: merchant, GatewayKeys: []ed25519.PublicKey{sim.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bk *books
+	notify := httptest.NewServer(gateway.NotifyHandler(client, func(ctx context.Context, n gateway.Notification) error {
+		return bk.b.OnGatewayNotification(ctx, n)
+	}, quiet))
+	defer notify.Close()
+	bk = newBooksWith(t, storetest.SQLite(t), billing.Options{Gateway: client, NotifyURL: notify.URL})
+	bk.b.Generate(bk.cashier, "2026-11")
+	sim.SetTwice(true)
+
+	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "qr-000001", Unit: "1-1-101", AmountFen: 22375, Method: "qr"})
+	if !errors.Is(err, billing.ErrOutcomeUnknown) || p.State != "sent" || p.QRContent == "" || p.ProviderTxn == "" {
+		t.Fatalf("QR order: %+v %v", p, err)
+	}
+	if _, err := sim.Pay(p.ProviderTxn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the notification settling the payment", func() bool {
+		p, _ = bk.b.Payment(context.Background(), p.ID)
+		return p.State == "settled"
+	})
+	waitFor(t, "the second delivery", func() bool { return len(sim.Deliveries()) >= 2 })
+	var n int
+	bk.db.Get(context.Background(), &n, "SELECT COUNT(*) FROM receipts")
+	if n != 1 || p.Receipt == nil || p.Receipt.Method != "qr" {
+		t.Fatalf("%d receipts for one QR payment: %+v", n, p.Receipt)
+	}
+	// Given up: closed at the gateway, nothing charged.
+	q, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "qr-000002", Unit: "1-1-102", AmountFen: 45000, Method: "qr"})
+	if !errors.Is(err, billing.ErrOutcomeUnknown) {
+		t.Fatal(err)
+	}
+	if q, err = bk.b.CancelQR(bk.cashier, q.ID); err != nil || q.State != "declined" {
+		t.Fatalf("cancel: %+v %v", q, err)
+	}
+	if a, _ := bk.b.Account(bk.cashier, "1-1-102"); a.DueFen != 45000 || a.PendingCard {
+		t.Fatalf("account after a cancelled QR: %+v", a)
+	}
+}
