@@ -60,6 +60,14 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bo.Log = quiet
+	// Listen first: a gateway needs the URL its notifications go to.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bo.Gateway != nil {
+		bo.NotifyURL = "http://" + ln.Addr().String() + "/gateway/notify"
+	}
 	bill, err := billing.Open(ctx, db, es.Site(), bo)
 	if err != nil {
 		t.Fatal(err)
@@ -83,11 +91,7 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	}
 	kiosks := kiosk.New(db, es, kioskOptions)
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
-		Kiosks: kiosks})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+		Kiosks: kiosks, Gateway: bo.Gateway})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"onecard/billing"
+	gatewaysim "onecard/firmware-sim/gateway"
+	"onecard/gateway"
 	"onecard/kiosk"
 	"onecard/store/storetest"
 )
@@ -152,4 +155,59 @@ func TestKioskInTheBrowser(t *testing.T) {
 		t.Fatal("the last owner's unit is still on the screen")
 	}
 	kioskShot(t, b, "5-idle")
+}
+
+// TestKioskQRPaymentInTheBrowser: unit and PIN, then 扫码支付: the kiosk
+// shows the QR code; the owner's "phone" (another tab on the simulated
+// gateway's page) pays; the gateway's signed notification settles the
+// payment and the kiosk shows the receipt by itself.
+func TestKioskQRPaymentInTheBrowser(t *testing.T) {
+	merchant := gateway.GenerateKey()
+	sim, err := gatewaysim.Start(gatewaysim.Options{Merchants: map[string]ed25519.PublicKey{"m1": merchant.Public().(ed25519.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	gw, err := gateway.NewClient(gateway.Config{URL: sim.URL(), Merchant: "m1", Key: merchant, GatewayKeys: []ed25519.PublicKey{sim.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := billingSite(t, storetest.SQLite(t), billing.Options{Gateway: gw})
+	ctx := context.Background()
+	_, code, err := e.kiosks.Register(ctx, kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.kiosks.SetPIN(ctx, "1-1-102", "592046"); err != nil {
+		t.Fatal(err)
+	}
+	b := browser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	err = chromedp.Do(b, chromedp.Navigate(e.url+"/kiosk/enrol?code="+code), chromedp.WaitVisible(css("#pin-form")),
+		chromedp.SendKeys(css("#unit"), "1-1-102"), chromedp.SendKeys(css("#pin"), "592046"), chromedp.Click(css("#pin-submit")),
+		chromedp.WaitVisible(css("#pay-qr")), chromedp.Click(css("#pay-qr")), chromedp.WaitVisible(css("#qr img")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kioskShot(t, b, "6-qr")
+	link, err := chromedp.Run(b, chromedp.AttributeValue(css("#qr-link"), "href"))
+	if err != nil || !strings.HasPrefix(link.Value, sim.URL()+"/pay/") {
+		t.Fatalf("QR link %q %v", link.Value, err)
+	}
+	phone, cancel := chromedp.NewContext(b)
+	defer cancel()
+	if err := chromedp.Do(phone, chromedp.Navigate(link.Value), chromedp.WaitVisible(css("button.pay")), chromedp.Click(css("button.pay"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, chromedp.WaitVisible(css("#receipt"))); err != nil {
+		t.Fatalf("no receipt on the kiosk: %v", err)
+	}
+	receipt, _ := chromedp.Run(b, chromedp.Text(css("#receipt")))
+	if !strings.Contains(receipt, "2026-000001") || !strings.Contains(receipt, "叁佰元整") {
+		t.Fatalf("receipt %q", receipt)
+	}
+	kioskShot(t, b, "7-qr-receipt")
+	if a, _ := e.bill.Account(ctx, "1-1-102"); a.DueFen != 0 {
+		t.Fatalf("still due %d", a.DueFen)
+	}
 }
