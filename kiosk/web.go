@@ -57,10 +57,13 @@ type Screens struct {
 	// Stopping is closed when the server shuts down, ending streams.
 	Stopping <-chan struct{}
 	// QR offers payment by QR code (a gateway is configured).
-	QR    bool
-	tmpl  *template.Template
-	tapMu sync.Mutex
-	taps  map[string]tapped // one-time tap tokens
+	QR bool
+	// PaperOut, if set, tells whether the receipt printer is out of paper
+	// (the owner is told before paying).
+	PaperOut func(ctx context.Context) bool
+	tmpl     *template.Template
+	tapMu    sync.Mutex
+	taps     map[string]tapped // one-time tap tokens
 }
 
 // CardInfo is what the kiosk needs of a card.
@@ -198,6 +201,9 @@ func (s *Screens) renderBills(c *fiber.Ctx, status int, formErr error) error {
 		return err
 	}
 	data := fiber.Map{"Account": a, "Key": randomHex(12), "Session": true, "QR": s.QR}
+	if s.PaperOut != nil && s.PaperOut(c.UserContext()) {
+		data["PaperOut"] = true
+	}
 	if formErr != nil {
 		data["Error"] = web.Detail(c, formErr).Message
 	}

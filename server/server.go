@@ -149,6 +149,14 @@ func New(d Deps) (*App, error) {
 	if d.Kiosks != nil && d.Billing != nil {
 		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping,
 			QR: d.Gateway != nil}
+		if d.Printer != nil {
+			ks.PaperOut = func(ctx context.Context) bool {
+				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				st, err := d.Printer.Status(ctx)
+				return err == nil && st.PaperOut
+			}
+		}
 		if d.Fleet != nil && d.Cards != nil {
 			ks.Taps = d.Fleet.Watch
 			ks.CardOf = func(ctx context.Context, uid string) (kiosk.CardInfo, error) {
