@@ -63,6 +63,9 @@ func Open(ctx context.Context, db *store.DB, code, name, tz string) (*Service, e
 	return s, nil
 }
 
+// DB is the database the directory is kept in.
+func (s *Service) DB() *store.DB { return s.db }
+
 // Site returns the site this directory serves.
 func (s *Service) Site() Site { return s.site }
 

@@ -40,6 +40,10 @@ type env struct {
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
 
+// harnessFleet, if set, gives the next start a running fleet (a test with
+// a broker and readers).
+var harnessFleet func(es *estate.Service) *fleet.Service
+
 // kioskOptions are the kiosks' options for the next start (a test may
 // shorten the idle time; tests here do not run in parallel).
 var kioskOptions kiosk.Options
@@ -84,19 +88,25 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	var running *fleet.Service // served to the app (kiosk taps), when a test runs one
+	if harnessFleet != nil {
+		fl = harnessFleet(es)
+		running = fl
+	}
 	reg, err := cards.OpenRegister(ctx, cards.RegisterDeps{DB: db, Estate: es, Billing: bill, Fleet: fl, Station: station,
 		Keys: cards.Keys{Master: []byte("site master key site master key!"), MAC: []byte("site mac key site mac key site m")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	kiosks := kiosk.New(db, es, kioskOptions)
+	stopping := make(chan struct{}) // closed at the end: live streams stop
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
-		Kiosks: kiosks, Gateway: bo.Gateway})
+		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go app.Listener(ln)
-	t.Cleanup(func() { app.Shutdown() })
+	t.Cleanup(func() { close(stopping); app.Shutdown() })
 	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks}
 }
 

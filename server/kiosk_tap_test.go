@@ -1,0 +1,146 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"onecard/billing"
+	"onecard/devices/broker"
+	"onecard/estate"
+	firmwaresim "onecard/firmware-sim"
+	printersim "onecard/firmware-sim/printer"
+	"onecard/firmware-sim/reader"
+	"onecard/fleet"
+	"onecard/kiosk"
+	"onecard/printing"
+	"onecard/store/storetest"
+)
+
+// TestKioskCardTapInTheBrowser: the owner taps the one-card on the
+// kiosk's reader (a simulated MQTT reader on the embedded broker); the
+// kiosk page, listening by server-sent events, opens the unit's bills; the
+// owner pays on the terminal; the receipt is on the screen and comes out
+// of the printer simulator. A lost card is refused politely.
+func TestKioskCardTapInTheBrowser(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var brokerURL, secret string
+	harnessFleet = func(es *estate.Service) *fleet.Service {
+		fl, err := fleet.New(es.DB(), es.Site().ID, es.Site().Code, fleet.Options{ServerSecret: "server-secret-for-tests", Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, secret, err = fl.AddDevice(ctx, fleet.NewDevice{Code: "lobby-1-reader", Kind: "kiosk-reader", Zones: []string{"gate"}}); err != nil {
+			t.Fatal(err)
+		}
+		br, err := broker.New(broker.Options{Addr: "127.0.0.1:0", Site: es.Site().Code, Auth: fl, Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { br.Close() })
+		brokerURL = "tcp://" + br.Addr()
+		bus, err := fleet.DialPaho(ctx, brokerURL, "onecard.server.test", fleet.ServerUser, "server-secret-for-tests")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(bus.Close)
+		go fl.Run(ctx, bus)
+		return fl
+	}
+	defer func() { harnessFleet = nil }()
+	_, term := startTerminal(t)
+	e := billingSite(t, storetest.SQLite(t), billing.Options{Terminal: term})
+
+	// The estate's printer: the simulator on a pty.
+	dir := t.TempDir()
+	pty, err := firmwaresim.OpenPTY(dir + "/printer.pty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := printersim.New(printersim.Options{Baud: 115200, Log: quiet})
+	simDone, printDone := make(chan struct{}), make(chan struct{})
+	go func() { defer close(simDone); sim.Serve(ctx, pty) }()
+	go func() {
+		defer close(printDone)
+		e.bill.RunPrinter(ctx, printing.Open(ctx, dir+"/printer.pty", 115200, quiet))
+	}()
+	defer func() { stop(); <-printDone; <-simDone; pty.Close() }()
+
+	// The owner's card, active in the register (issuing it is tested
+	// elsewhere), and the kiosk's reader.
+	mustExec := func(q string, args ...any) {
+		if _, err := e.db.Exec(context.Background(), q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	occ, err := e.es.MoveIn(context.Background(), "1-1-101", estate.MoveIn{Role: estate.Owner, MovedInOn: "2020-02-01",
+		Person: &estate.PersonInput{Name: "陈建华", Phone: "13800138000", IDType: "resident_id", IDLast4: "123X"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unitID int64
+	e.db.Get(context.Background(), &unitID, "SELECT id FROM units WHERE code = '1-1-101'")
+	now := time.Now()
+	mustExec(`INSERT INTO cards (site_id, number, uid, person_id, unit_id, type, state, valid_from, valid_until, created_at, updated_at)
+		VALUES (?, 1, '04A23B1C', ?, ?, 'owner', 'active', '2020-01-01', '2099-12-31', ?, ?)`, e.es.Site().ID, occ.PersonID, unitID, now, now)
+	mustExec(`INSERT INTO cards (site_id, number, uid, person_id, unit_id, type, state, valid_from, valid_until, created_at, updated_at)
+		VALUES (?, 2, '04FF0012', ?, ?, 'owner', 'blocked', '2020-01-01', '2099-12-31', ?, ?)`, e.es.Site().ID, occ.PersonID, unitID, now, now)
+	r, err := reader.New(reader.Options{Broker: brokerURL, Site: e.es.Site().Code, ID: "lobby-1-reader", Secret: secret, Zone: "gate", Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Run(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !r.Online(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kiosk's reader never came online")
+		}
+	}
+	_, code, err := e.kiosks.Register(context.Background(), kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂", Reader: "lobby-1-reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t0 := time.Now()
+	b := browser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	if err := chromedp.Do(b, chromedp.Navigate(e.url+"/kiosk/enrol?code="+code), chromedp.WaitVisible(css("#pin-form"))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the page's event stream connects
+	r.Tap("04FF0012")                  // the lost one
+	if err := chromedp.Do(b, chromedp.WaitVisible(css("#tap-error"))); err != nil {
+		t.Fatalf("a lost card: %v", err)
+	}
+	if s, _ := chromedp.Run(b, chromedp.Text(css("#tap-error"))); !strings.Contains(s, "挂失") {
+		t.Fatalf("a lost card: %q", s)
+	}
+	kioskShot(t, b, "8-lost-card")
+	t.Logf("lost card refused after %v", time.Since(t0))
+	r.Tap("04A23B1C")
+	if err := chromedp.Do(b, chromedp.WaitVisible(css("#bills")), chromedp.Click(css("#pay-card")), chromedp.WaitVisible(css("#receipt"))); err != nil {
+		t.Fatalf("tap, bills, pay: %v", err)
+	}
+	kioskShot(t, b, "9-tap-receipt")
+	t.Logf("receipt on screen after %v", time.Since(t0))
+	var printed []printersim.Receipt
+	for deadline := time.Now().Add(20 * time.Second); len(printed) == 0; time.Sleep(50 * time.Millisecond) {
+		if printed = sim.Receipts(); time.Now().After(deadline) {
+			t.Fatal("the receipt never came out of the printer")
+		}
+	}
+	for _, want := range []string{"No. 2026-000001", "1-1-101", "贰佰肆拾元整", "kiosk:lobby-1"} {
+		if !strings.Contains(printed[0].Text, want) {
+			t.Errorf("printed receipt lacks %q:\n%s", want, printed[0].Text)
+		}
+	}
+}
