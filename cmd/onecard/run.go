@@ -217,7 +217,7 @@ func serve(args []string, isDemo bool) error {
 	kiosks := kiosk.New(db, es, kiosk.Options{})
 	var demoKiosk demoKioskInfo
 	if isDemo {
-		if demoKiosk, err = setUpDemoKiosk(ctx, kiosks, books.Service, as); err != nil {
+		if demoKiosk, err = setUpDemoKiosk(ctx, kiosks, books.Service, register, es, hw); err != nil {
 			return err
 		}
 	}
@@ -289,6 +289,9 @@ func printDemo(w io.Writer, base string, site estate.Site, logins []demo.Login, 
 	if k.Code != "" {
 		fmt.Fprintf(w, "  Kiosk        %s/kiosk/enrol?code=%s\n", base, k.Code)
 		fmt.Fprintf(w, "               (makes your browser the demo kiosk; then enter unit %s and PIN %s)\n", k.Unit, k.PIN)
+		if k.Card != "" {
+			fmt.Fprintf(w, "               or tap the owner's card %s on the kiosk reader: %s/cards/%d (demo box, as clerk)\n", k.Card, base, k.CardID)
+		}
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

@@ -7,6 +7,15 @@
   var end = document.getElementById('end');
   if (history.replaceState) history.replaceState(null, '', location.pathname);
 
+  // The network gone: say so (the page cannot load anything meanwhile).
+  var net = document.getElementById('offline');
+  if (net) {
+    var show = function () { net.hidden = navigator.onLine; };
+    window.addEventListener('online', show);
+    window.addEventListener('offline', show);
+    show();
+  }
+
   // Idle.
   if (end && body.dataset.session) {
     var idle = parseInt(body.dataset.idle, 10) * 1000, t;
