@@ -40,8 +40,9 @@ import (
 // enrolled kiosk with its own keep-alive connection and an owner of its
 // own unit identified by PIN, each asking GET /kiosk/bills back to back
 // for ONECARD_BENCH_SECONDS (5). Every unit has a per-area fee's bills for
-// four months (two paid by a cash payment, two open, one of them overdue),
-// so the page runs every query of billing.Service.Account with rows.
+// four months (September and October paid by one cash payment with its
+// receipt, November and December open and overdue), so every query of
+// billing.Service.Account finds rows.
 //
 // The baseline, measured first in the same process with the same load
 // tool and the same K clients: a bare Fiber app answering GET /hello with
@@ -74,7 +75,7 @@ func BenchmarkKioskBills(b *testing.B) {
 		// session long before it idles out.
 		began := time.Now()
 		for _, vk := range vks {
-			vk.identify(b, e)
+			vk.identify(b)
 		}
 		if took := time.Since(began); took > e.kiosks.Idle()/2 {
 			b.Fatalf("identifying %d kiosks took %v: sessions idle out after %v", k, took, e.kiosks.Idle())
@@ -105,9 +106,11 @@ func BenchmarkKioskBills(b *testing.B) {
 	}
 }
 
-// benchStart is the harness's startFull (no card encoder) for a
-// benchmark: startFull takes a *testing.T. The env's t is nil, so its
-// client helpers (as, kioskClient, anon().do) are not for benchmarks.
+// benchStart is the harness's startFull for a benchmark (startFull takes a
+// *testing.T): no card encoder, no payment terminal or gateway, no running
+// fleet, default kiosk options. Keep it in step with startFull. The env's
+// t is nil, so its client helpers (as, kioskClient, anon().do) are not for
+// benchmarks.
 func benchStart(b *testing.B, db *store.DB) *env {
 	b.Helper()
 	ctx := context.Background()
@@ -135,9 +138,10 @@ func benchStart(b *testing.B, db *store.DB) *env {
 	if err != nil {
 		b.Fatal(err)
 	}
-	kiosks := kiosk.New(db, es, kiosk.Options{})
+	kiosks := kiosk.New(db, es, kiosk.Options{}) // the defaults: sessions idle out after 60 s
+	stopping := make(chan struct{})
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg,
-		Kiosks: kiosks})
+		Kiosks: kiosks, Stopping: stopping})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -146,12 +150,12 @@ func benchStart(b *testing.B, db *store.DB) *env {
 		b.Fatal(err)
 	}
 	go app.Listener(ln)
-	b.Cleanup(func() { app.Shutdown() })
+	b.Cleanup(func() { close(stopping); app.Shutdown() })
 	return &env{db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks}
 }
 
-// kioskBenchNow is 2026-12-20 10:00 at the site: September and October
-// paid, November overdue, December open.
+// kioskBenchNow is 2026-12-20 10:00 at the site, after the December
+// bills' due date.
 var kioskBenchNow = time.Date(2026, 12, 20, 2, 0, 0, 0, time.UTC)
 
 const kioskBenchPIN = "480213"
@@ -228,7 +232,7 @@ func kioskBenchSite(b *testing.B, e *env, k int) []*virtualKiosk {
 }
 
 // identify enters the unit and PIN at the kiosk and keeps the session.
-func (vk *virtualKiosk) identify(b *testing.B, e *env) {
+func (vk *virtualKiosk) identify(b *testing.B) {
 	b.Helper()
 	req, _ := http.NewRequest("POST", vk.url+"/kiosk/pin", strings.NewReader(url.Values{"unit": {vk.unit}, "pin": {kioskBenchPIN}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
