@@ -39,6 +39,8 @@ type Service struct {
 	notifyURL string
 
 	wake     chan struct{} // print jobs queued
+	settings *Settings     // cached for a minute (another replica may change it); SaveSettings replaces it
+	setAt    time.Time
 	mu       sync.Mutex
 	inflight map[string]bool // payment refs with a terminal call running here
 }
@@ -209,8 +211,20 @@ type Settings struct {
 
 // Settings returns the site's billing settings.
 func (s *Service) Settings(ctx context.Context) (Settings, error) {
+	s.mu.Lock()
+	cached := s.settings
+	fresh := time.Since(s.setAt) < time.Minute
+	s.mu.Unlock()
+	if cached != nil && fresh {
+		return *cached, nil
+	}
 	var st Settings
 	err := s.db.Get(ctx, &st, "SELECT late_rate_per_day_e5, due_days FROM billing_settings WHERE site_id = ?", s.site.ID)
+	if err == nil {
+		s.mu.Lock()
+		s.settings, s.setAt = &st, time.Now()
+		s.mu.Unlock()
+	}
 	return st, err
 }
 
@@ -231,6 +245,11 @@ func (s *Service) SaveSettings(ctx context.Context, st Settings) error {
 			st.LateRatePerDayE5, st.DueDays, s.now(), s.site.ID); err != nil {
 			return err
 		}
+		tx.AfterCommit(func() {
+			s.mu.Lock()
+			s.settings, s.setAt = &st, time.Now()
+			s.mu.Unlock()
+		})
 		return auth.Record(ctx, tx, auth.Entry{Action: "billing.settings", Entity: "site", EntityID: s.site.ID, Before: before, After: st})
 	})
 }

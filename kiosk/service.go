@@ -41,7 +41,24 @@ type Service struct {
 	now    func() time.Time
 
 	mu       sync.Mutex
-	sessions map[string]*Session // by token
+	sessions map[string]*Session   // by token
+	known    map[string]knownKiosk // credentials checked lately
+}
+
+// knownKiosk is a credential checked lately: kiosk pages are asked for
+// often, and a kiosk disabled here drops them at once (another replica's
+// disabling is seen within credentialTTL).
+type knownKiosk struct {
+	k  Kiosk
+	at time.Time
+}
+
+const credentialTTL = 5 * time.Second
+
+func (s *Service) forget() {
+	s.mu.Lock()
+	s.known = nil
+	s.mu.Unlock()
 }
 
 // New returns the kiosks of the estate's site.
@@ -155,11 +172,31 @@ func (s *Service) Enrol(ctx context.Context, code string) (Kiosk, string, error)
 	if err != nil {
 		return Kiosk{}, "", err
 	}
+	s.forget() // the kiosk's earlier credential stops working
 	return k, strconv.FormatInt(k.ID, 10) + "." + secret, nil
 }
 
 // Authenticate finds the enabled kiosk a credential belongs to.
 func (s *Service) Authenticate(ctx context.Context, credential string) (Kiosk, error) {
+	s.mu.Lock()
+	kn, ok := s.known[credential]
+	s.mu.Unlock()
+	if ok && time.Since(kn.at) < credentialTTL {
+		return kn.k, nil
+	}
+	k, err := s.authenticate(ctx, credential)
+	if err == nil {
+		s.mu.Lock()
+		if s.known == nil || len(s.known) > 1000 {
+			s.known = map[string]knownKiosk{}
+		}
+		s.known[credential] = knownKiosk{k, time.Now()}
+		s.mu.Unlock()
+	}
+	return k, err
+}
+
+func (s *Service) authenticate(ctx context.Context, credential string) (Kiosk, error) {
 	idPart, secret, ok := strings.Cut(credential, ".")
 	id, err := strconv.ParseInt(idPart, 10, 64)
 	if !ok || err != nil || len(secret) != 64 {
@@ -199,6 +236,7 @@ func (s *Service) SetDisabled(ctx context.Context, code string, disabled bool) e
 		}
 		return auth.Record(ctx, tx, auth.Entry{Action: action, Entity: "kiosk", EntityID: id})
 	})
+	s.forget()
 	if err == nil && disabled {
 		s.mu.Lock()
 		for t, se := range s.sessions {

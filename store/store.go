@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -32,6 +33,9 @@ type DB struct {
 	Dialect string
 	// Path is the SQLite file, empty on PostgreSQL.
 	Path string
+
+	stmtMu sync.RWMutex
+	stmts  map[string]*sqlx.Stmt // prepared queries, by text
 }
 
 // Options say which database to open.
@@ -175,12 +179,52 @@ func (tx *Tx) DialectName() string { return tx.Dialect }
 
 // Get fetches one row into dest; no row is ErrNoRows (see NotFound).
 func (db *DB) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if st := db.stmt(ctx, query); st != nil {
+		return st.GetContext(ctx, dest, args...)
+	}
 	return db.GetContext(ctx, dest, db.Rebind(query), args...)
 }
 
 // Select fetches rows into dest.
 func (db *DB) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if st := db.stmt(ctx, query); st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
 	return db.SelectContext(ctx, dest, db.Rebind(query), args...)
+}
+
+// maxStmts bounds the prepared statements kept (queries built on the fly,
+// such as searches, come in a bounded number of shapes).
+const maxStmts = 512
+
+// stmt returns the statement for query, prepared once and kept: parsing
+// and planning every query anew was a third of a busy page's CPU on
+// SQLite. nil (the caller runs the query plainly) if it cannot be
+// prepared or the cache is full.
+func (db *DB) stmt(ctx context.Context, query string) *sqlx.Stmt {
+	db.stmtMu.RLock()
+	st, ok := db.stmts[query]
+	db.stmtMu.RUnlock()
+	if ok {
+		return st
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if st, ok := db.stmts[query]; ok {
+		return st
+	}
+	if len(db.stmts) >= maxStmts {
+		return nil
+	}
+	st, err := db.PreparexContext(context.WithoutCancel(ctx), db.Rebind(query))
+	if err != nil {
+		return nil
+	}
+	if db.stmts == nil {
+		db.stmts = map[string]*sqlx.Stmt{}
+	}
+	db.stmts[query] = st
+	return st
 }
 
 // Exec runs a statement.
