@@ -298,7 +298,9 @@ func checkDemoEncoder(t *testing.T, base string) {
 		json.NewDecoder(res.Body).Decode(&st)
 		res.Body.Close()
 		if st.Connected && st.Card != nil {
-			if st.Card.UID != "04A23B1C" || st.Card.State != "blank" || st.Firmware != "PN532 v1.6" {
+			// A blank card lies there (the demo's first one was issued to the
+			// kiosk unit's owner, and a new blank put in its place).
+			if len(st.Card.UID) != 8 || st.Card.State != "blank" || st.Firmware != "PN532 v1.6" {
 				t.Fatalf("demo encoder: %+v %+v", st, st.Card)
 			}
 			break
