@@ -51,7 +51,7 @@ func (s *Service) Generate(ctx context.Context, period string) (Generated, error
 	}
 	end := start.AddDate(0, 1, -1).Format(time.DateOnly)
 	g := Generated{Period: period}
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.tx(ctx, func(tx *store.Tx) error {
 		st, err := s.Settings(ctx)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ type BillInput struct {
 // missed by Generate).
 func (s *Service) AddBill(ctx context.Context, in BillInput) (Bill, error) {
 	var b Bill
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.tx(ctx, func(tx *store.Tx) error {
 		var err error
 		b, err = s.AddBillTx(ctx, tx, in)
 		return err
@@ -142,6 +142,7 @@ func (s *Service) AddBill(ctx context.Context, in BillInput) (Bill, error) {
 // AddBillTx is AddBill inside the caller's transaction (a card application
 // charging its fee with the card's record).
 func (s *Service) AddBillTx(ctx context.Context, tx *store.Tx, in BillInput) (Bill, error) {
+	tx.AfterCommit(s.changed)
 	in.Description = strings.TrimSpace(in.Description)
 	if len([]rune(in.Description)) > 100 {
 		return Bill{}, fault.Invalid("description", "description_too_long")
@@ -282,6 +283,55 @@ func (s *Service) Account(ctx context.Context, unitCode string) (Account, error)
 	a.PendingCard = pending > 0
 	return a, nil
 }
+
+// accountTTL bounds how stale a cached account may be: the books written
+// by this process are seen at once (every write forgets the cache), those
+// written elsewhere (onecard billing generate, another replica) within
+// accountTTL.
+const accountTTL = 2 * time.Second
+
+type cachedAccount struct {
+	gen, stamp uint64
+	at         time.Time
+	day        string
+	a          Account
+}
+
+// CachedAccount is Account for screens read far more often than the books
+// change (the kiosk's bills page): the unit's account as it was at most
+// accountTTL ago, and never older than this process's last write to the
+// books. The result is shared: do not modify it. Its stamp is the same
+// while the same reading is returned, and new with each reading, so a
+// screen may keep what it made of it. Payments never rely on it (Pay reads
+// the bills afresh in its transaction).
+func (s *Service) CachedAccount(ctx context.Context, unitCode string) (Account, uint64, error) {
+	gen, now, day := s.gen.Load(), s.now(), s.Today()
+	s.mu.Lock()
+	c, ok := s.accounts[unitCode]
+	s.mu.Unlock()
+	if ok && c.gen == gen && c.day == day && now.Sub(c.at) < accountTTL {
+		return c.a, c.stamp, nil
+	}
+	a, err := s.Account(ctx, unitCode)
+	if err != nil {
+		return a, 0, err
+	}
+	c = cachedAccount{gen: gen, stamp: s.readings.Add(1), at: now, day: day, a: a}
+	s.mu.Lock()
+	if len(s.accounts) >= maxCachedAccounts {
+		clear(s.accounts)
+	}
+	s.accounts[unitCode] = c
+	s.mu.Unlock()
+	return a, c.stamp, nil
+}
+
+// maxCachedAccounts bounds the cache (an estate's kiosks serve a few units
+// at a time; a sweep of every unit's account starts it over).
+const maxCachedAccounts = 4096
+
+// changed forgets every cached account: the books were written.
+func (s *Service) changed() { s.gen.Add(1) }
 
 func daysBetween(from, to string) int {
 	a, err1 := time.Parse(time.DateOnly, from)

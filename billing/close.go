@@ -199,7 +199,7 @@ func (s *Service) CloseDay(ctx context.Context, in CloseInput) (Day, error) {
 		return Day{}, fault.Invalid("note", "note_too_long", "max", 500)
 	}
 	var d Day
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.tx(ctx, func(tx *store.Tx) error {
 		var err error
 		if d, err = s.day(ctx, tx, in.Day, in.OperatorKind, in.OperatorID); err != nil {
 			return err

@@ -145,7 +145,7 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	}
 	var p Payment
 	var fresh bool
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.tx(ctx, func(tx *store.Tx) error {
 		var pre *prepared
 		var err error
 		p, pre, err = s.create(ctx, tx, in, op)
@@ -341,7 +341,7 @@ func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, 
 // unknown and in_progress leave it waiting.
 func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op operator) (Payment, error) {
 	var p Payment
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.tx(ctx, func(tx *store.Tx) error {
 		var err error
 		if p, err = s.payment(ctx, tx, id); err != nil {
 			return err

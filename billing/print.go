@@ -168,7 +168,7 @@ func (s *Service) PrintJobs(ctx context.Context) ([]PrintJob, error) {
 
 // RetryPrint queues a failed job again (the desk, once the paper is in).
 func (s *Service) RetryPrint(ctx context.Context, id int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.tx(ctx, func(tx *store.Tx) error {
 		res, err := tx.Exec(ctx, "UPDATE print_jobs SET state = 'queued', updated_at = ? WHERE id = ? AND site_id = ? AND state = 'failed'", s.now(), id, s.site.ID)
 		if err != nil {
 			return err

@@ -151,7 +151,7 @@ func (s *Service) Receipts(ctx context.Context, day string, limit int) ([]Issue,
 
 // Reprint queues a copy of a receipt, marked as a copy.
 func (s *Service) Reprint(ctx context.Context, id int64) error {
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.tx(ctx, func(tx *store.Tx) error {
 		rc, err := s.receipt(ctx, tx, id)
 		if err != nil {
 			return err
@@ -198,7 +198,7 @@ func (s *Service) Void(ctx context.Context, id int64, reason string, approver au
 		return Receipt{}, err
 	}
 	var rc Receipt
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.tx(ctx, func(tx *store.Tx) error {
 		before, err := s.receipt(ctx, tx, id)
 		if err != nil {
 			return err
@@ -272,7 +272,7 @@ func (s *Service) Refund(ctx context.Context, in RefundInput, approver auth.Acto
 		return 0, err
 	}
 	var id int64
-	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+	err = s.tx(ctx, func(tx *store.Tx) error {
 		rc, err := s.receipt(ctx, tx, in.ReceiptID)
 		if err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"onecard/auth"
@@ -43,6 +44,9 @@ type Service struct {
 	setAt    time.Time
 	mu       sync.Mutex
 	inflight map[string]bool // payment refs with a terminal call running here
+	gen      atomic.Uint64   // counts this process's writes to the books
+	readings atomic.Uint64   // numbers CachedAccount's readings
+	accounts map[string]cachedAccount
 }
 
 // Options configure the books.
@@ -71,7 +75,7 @@ func Open(ctx context.Context, db *store.DB, site estate.Site, o Options) (*Serv
 		o.Printer = "desk"
 	}
 	s := &Service{db: db, site: site, loc: loc, now: func() time.Time { return time.Now().UTC() }, log: o.Log,
-		terminal: o.Terminal, printer: o.Printer, gateway: o.Gateway, notifyURL: o.NotifyURL, wake: make(chan struct{}, 1), inflight: map[string]bool{}}
+		terminal: o.Terminal, printer: o.Printer, gateway: o.Gateway, notifyURL: o.NotifyURL, wake: make(chan struct{}, 1), inflight: map[string]bool{}, accounts: map[string]cachedAccount{}}
 	_, err = db.Exec(ctx, `INSERT INTO billing_settings (site_id, updated_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING`, site.ID, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("billing: settings: %w", err)
@@ -137,7 +141,7 @@ func (s *Service) SaveFeeItem(ctx context.Context, in FeeItem) (FeeItem, error) 
 		return FeeItem{}, fault.Invalid("price", "amount_invalid")
 	}
 	var out FeeItem
-	err := s.db.Tx(ctx, func(tx *store.Tx) error {
+	err := s.tx(ctx, func(tx *store.Tx) error {
 		old, err := s.feeItem(ctx, tx, in.Code)
 		now := s.now()
 		if fault.Code(err) == "fee_item_not_found" {
@@ -178,7 +182,7 @@ func (s *Service) Subscribe(ctx context.Context, itemCode, unitCode, since strin
 	if _, err := parsePeriod(since); err != nil {
 		return err
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.tx(ctx, func(tx *store.Tx) error {
 		it, err := s.feeItem(ctx, tx, itemCode)
 		if err != nil {
 			return err
@@ -236,7 +240,7 @@ func (s *Service) SaveSettings(ctx context.Context, st Settings) error {
 	if st.DueDays < 1 || st.DueDays > 28 {
 		return fault.Invalid("due_days", "due_days_invalid")
 	}
-	return s.db.Tx(ctx, func(tx *store.Tx) error {
+	return s.tx(ctx, func(tx *store.Tx) error {
 		before, err := s.Settings(ctx)
 		if err != nil {
 			return err
@@ -251,6 +255,15 @@ func (s *Service) SaveSettings(ctx context.Context, st Settings) error {
 			s.mu.Unlock()
 		})
 		return auth.Record(ctx, tx, auth.Entry{Action: "billing.settings", Entity: "site", EntityID: s.site.ID, Before: before, After: st})
+	})
+}
+
+// tx runs fn in a transaction of the books: once it commits, cached
+// accounts are forgotten.
+func (s *Service) tx(ctx context.Context, fn func(tx *store.Tx) error) error {
+	return s.db.Tx(ctx, func(tx *store.Tx) error {
+		tx.AfterCommit(s.changed)
+		return fn(tx)
 	})
 }
 

@@ -11,7 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"html/template"
+	"io/fs"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +65,8 @@ type Screens struct {
 	// PaperOut, if set, tells whether the receipt printer is out of paper
 	// (the owner is told before paying).
 	PaperOut func(ctx context.Context) bool
-	tmpl     *template.Template
+	tmpl     map[string]*template.Template // by language
+	pages    pages                         // rendered bills pages
 	tapMu    sync.Mutex
 	taps     map[string]tapped // one-time tap tokens
 }
@@ -80,11 +85,10 @@ type tapped struct {
 
 // Register mounts the kiosk's pages under /kiosk.
 func (s *Screens) Register(app *fiber.App) {
-	s.tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-		"t":    func(lang, key string) string { return web.T(lang, key, nil) },
-		"yuan": billing.Yuan,
-		"site": func() string { return s.Site },
-	}).ParseFS(viewsFS, "views/*.html"))
+	s.tmpl = map[string]*template.Template{}
+	for _, lang := range web.Langs {
+		s.tmpl[lang] = s.parseViews(lang)
+	}
 	s.Guard.Kiosk = func(ctx context.Context, cred string) (auth.Actor, error) {
 		k, err := s.Kiosks.Authenticate(ctx, cred)
 		if err != nil {
@@ -111,26 +115,75 @@ func (s *Screens) Register(app *fiber.App) {
 	g.Kiosk("GET", "/tap", s.tap)
 }
 
-// render writes a kiosk page: never cached, so nothing of an owner stays
-// in the browser.
+// fixedText is a translation with a literal key, or the site's name: text
+// that is the same on every page of a language.
+var fixedText = regexp.MustCompile(`\{\{(?:t \$?\.L "([a-z0-9_.]+)"|site)\}\}`)
+
+// parseViews compiles the views for one language with their fixed texts
+// in place, so a page runs no template call for them (the kiosk's pages
+// are asked for by every kiosk every few seconds).
+func (s *Screens) parseViews(lang string) *template.Template {
+	t := template.New("").Funcs(template.FuncMap{
+		"t":    func(lang, key string) string { return web.T(lang, key, nil) },
+		"yuan": billing.Yuan,
+	})
+	files, err := fs.Glob(viewsFS, "views/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, f := range files {
+		src, err := fs.ReadFile(viewsFS, f)
+		if err != nil {
+			panic(err)
+		}
+		src = fixedText.ReplaceAllFunc(src, func(m []byte) []byte {
+			text := s.Site
+			if key := fixedText.FindSubmatch(m)[1]; key != nil {
+				text = web.T(lang, string(key), nil)
+			}
+			return []byte(html.EscapeString(text))
+		})
+		template.Must(t.New(path.Base(f)).Parse(string(src)))
+	}
+	return t
+}
+
+// render writes a kiosk page.
 func (s *Screens) render(c *fiber.Ctx, status int, name string, data fiber.Map) error {
+	body, err := s.page(c, name, data)
+	if err != nil {
+		return err
+	}
+	return s.send(c, status, body)
+}
+
+// page renders a kiosk page (data's CSRF, if set, stands instead of the
+// caller's).
+func (s *Screens) page(c *fiber.Ctx, name string, data fiber.Map) ([]byte, error) {
 	if data == nil {
 		data = fiber.Map{}
 	}
-	data["L"] = web.Lang(c)
-	if a, ok := web.ActorOf(c); ok {
+	lang := web.Lang(c)
+	data["L"] = lang
+	if a, ok := web.ActorOf(c); ok && data["CSRF"] == nil {
 		data["CSRF"] = a.CSRF
 	}
 	data["Path"] = c.Path()
 	data["Idle"] = int(s.Kiosks.Idle().Seconds())
 	data["Script"] = scriptName
 	var buf bytes.Buffer
-	if err := s.tmpl.ExecuteTemplate(&buf, name+".html", data); err != nil {
-		return err
+	if err := s.tmpl[lang].ExecuteTemplate(&buf, name+".html", data); err != nil {
+		return nil, err
 	}
+	return buf.Bytes(), nil
+}
+
+// send writes a page: never cached, so nothing of an owner stays in the
+// browser.
+func (s *Screens) send(c *fiber.Ctx, status int, body []byte) error {
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Type("html", "utf-8")
-	return c.Status(status).Send(buf.Bytes())
+	return c.Status(status).Send(body)
 }
 
 func (s *Screens) enrolPage(c *fiber.Ctx) error {
@@ -196,18 +249,38 @@ func (s *Screens) renderBills(c *fiber.Ctx, status int, formErr error) error {
 	if se == nil {
 		return c.Redirect("/kiosk", fiber.StatusSeeOther)
 	}
-	a, err := s.Billing.Account(c.UserContext(), se.Unit)
+	ctx := c.UserContext()
+	paperOut := s.PaperOut != nil && s.PaperOut(ctx)
+	actor, _ := web.ActorOf(c)
+	if formErr != nil || actor.CSRF == "" {
+		// After a refused payment, the books as they are now.
+		a, err := s.Billing.Account(ctx, se.Unit)
+		if err != nil {
+			return err
+		}
+		data := fiber.Map{"Account": a, "Key": randomHex(12), "Session": true, "QR": s.QR, "PaperOut": paperOut}
+		if formErr != nil {
+			data["Error"] = web.Detail(c, formErr).Message
+		}
+		return s.render(c, status, "bills", data)
+	}
+	a, stamp, err := s.Billing.CachedAccount(ctx, se.Unit)
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Account": a, "Key": randomHex(12), "Session": true, "QR": s.QR}
-	if s.PaperOut != nil && s.PaperOut(c.UserContext()) {
-		data["PaperOut"] = true
+	fill := [len(holeMarks)]string{randomHex(12), actor.CSRF}
+	k := pageKey{unit: se.Unit, lang: web.Lang(c), paperOut: paperOut, qr: s.QR}
+	pg, ok := s.pages.get(k, stamp)
+	if !ok {
+		data := fiber.Map{"Account": a, "Key": holeMarks[0], "CSRF": holeMarks[1], "Session": true, "QR": s.QR, "PaperOut": paperOut}
+		body, err := s.page(c, "bills", data)
+		if err != nil {
+			return err
+		}
+		pg = cut(body, stamp)
+		s.pages.put(k, pg)
 	}
-	if formErr != nil {
-		data["Error"] = web.Detail(c, formErr).Message
-	}
-	return s.render(c, status, "bills", data)
+	return s.send(c, status, pg.fill(fill))
 }
 
 // pay charges the chosen bills on the kiosk's terminal. The key in the

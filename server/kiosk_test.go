@@ -75,3 +75,53 @@ func TestKioskPINAndCardPayment(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestKioskBillsPageFollowsTheBooks: the bills page, kept rendered between
+// requests, still gets a new payment key each time and the session's CSRF
+// token, shows a payment taken at the desk meanwhile at once, and comes in
+// the owner's language.
+func TestKioskBillsPageFollowsTheBooks(t *testing.T) {
+	e := billingSite(t, storetest.SQLite(t), billing.Options{})
+	k := e.kioskClient()
+	if err := e.kiosks.SetPIN(context.Background(), "1-1-101", "480213"); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := k.do("POST", "/kiosk/pin", "application/x-www-form-urlencoded", form(url.Values{"unit": {"1-1-101"}, "pin": {"480213"}})); res.StatusCode != 303 {
+		t.Fatalf("PIN: %d", res.StatusCode)
+	}
+	field := func(body, name string) string {
+		t.Helper()
+		_, after, ok := strings.Cut(body, `name="`+name+`" value="`)
+		v, _, ok2 := strings.Cut(after, `"`)
+		if !ok || !ok2 || v == "" {
+			t.Fatalf("no %s in %s", name, body)
+		}
+		return v
+	}
+	_, first := k.do("GET", "/kiosk/bills", "", "")
+	res, second := k.do("GET", "/kiosk/bills", "", "")
+	if res.StatusCode != 200 || !strings.Contains(second, "240.00") {
+		t.Fatalf("bills: %d %s", res.StatusCode, second)
+	}
+	if field(first, "key") == field(second, "key") {
+		t.Fatal("two bills pages with the same payment key")
+	}
+	if field(second, "_csrf") != k.csrf {
+		t.Fatalf("CSRF %q, the session's is %q", field(second, "_csrf"), k.csrf)
+	}
+
+	// The cashier takes the whole amount at the desk.
+	res, body := e.as("cashier").json("POST", "/api/v1/payments", `{"idem_key":"desk-cache-1","unit":"1-1-101","amount_fen":24000,"method":"cash","tendered_fen":24000}`)
+	if res.StatusCode != 201 {
+		t.Fatalf("desk payment: %d %s", res.StatusCode, body)
+	}
+	if _, body := k.do("GET", "/kiosk/bills", "", ""); strings.Contains(body, "240.00") || !strings.Contains(body, "您目前没有待缴费用") {
+		t.Fatalf("bills after the desk payment: %s", body)
+	}
+	if res, _ := k.do("GET", "/lang/en?next=/kiosk/bills", "", ""); res.StatusCode != 303 {
+		t.Fatalf("English: %d", res.StatusCode)
+	}
+	if _, body := k.do("GET", "/kiosk/bills", "", ""); !strings.Contains(body, "Nothing is due now") || !strings.Contains(body, ">Unit 1-1-101<") {
+		t.Fatalf("bills in English: %s", body)
+	}
+}
