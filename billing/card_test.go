@@ -18,6 +18,13 @@ import (
 // it, as onecard serve does with a real one, and opens books using it.
 func startTerminal(t *testing.T) (*books, *paytermsim.Sim) {
 	t.Helper()
+	return startTerminalWith(t, func(term billing.Terminal) billing.Options { return billing.Options{Terminal: term} })
+}
+
+// startTerminalWith is startTerminal with the books' options made around
+// the terminal.
+func startTerminalWith(t *testing.T, opts func(billing.Terminal) billing.Options) (*books, *paytermsim.Sim) {
+	t.Helper()
 	dir := t.TempDir()
 	pty, err := firmwaresim.OpenPTY(dir + "/payterm.pty")
 	if err != nil {
@@ -33,8 +40,43 @@ func startTerminal(t *testing.T) (*books, *paytermsim.Sim) {
 	term := terminal.Open(ctx, dir+"/payterm.pty", &payterm.Opts{Baud: 115200}, quiet)
 	t.Cleanup(func() { cancel(); <-done; pty.Close() })
 	waitFor(t, "the terminal to connect", term.Ready)
-	bk := newBooksWith(t, storetest.SQLite(t), billing.Options{Terminal: term})
+	bk := newBooksWith(t, storetest.SQLite(t), opts(term))
 	return bk, sim
+}
+
+// A kiosk's own terminal: its payments are charged there, asked there when
+// the outcome is unknown, and printed on the kiosk's printer; the desk,
+// without a terminal, takes no card.
+func TestKioskTerminalAndPrinterByName(t *testing.T) {
+	bk, sim := startTerminalWith(t, func(term billing.Terminal) billing.Options {
+		return billing.Options{Terminals: map[string]billing.Terminal{"lobby-1": term}}
+	})
+	bk.b.Generate(bk.cashier, "2026-11")
+	if _, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "desk-card-1", Unit: "1-1-101", AmountFen: 22375, Method: "card"}); code(err) != "no_terminal" {
+		t.Fatalf("a card at the desk without a terminal: %v", err)
+	}
+	if _, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "other-card-1", Unit: "1-1-101", AmountFen: 22375, Method: "card", Terminal: "lobby-2"}); code(err) != "no_terminal" {
+		t.Fatalf("a card on a terminal not configured: %v", err)
+	}
+	sim.PowerLoss(3 * time.Second)
+	ctx, cancel := context.WithTimeout(bk.cashier, time.Second)
+	p, err := bk.b.Pay(ctx, billing.PayInput{IdemKey: "kiosk-card-1", Unit: "1-1-101", AmountFen: 22375, Method: "card", Terminal: "lobby-1", Printer: "lobby-1-printer"})
+	cancel()
+	if !errors.Is(err, billing.ErrOutcomeUnknown) || p.Terminal != "lobby-1" {
+		t.Fatalf("power loss at the kiosk: %+v %v", p, err)
+	}
+	waitFor(t, "the resolver to ask the kiosk's terminal", func() bool {
+		bk.b.Resolve(context.Background())
+		p, _ = bk.b.Payment(context.Background(), p.ID)
+		return p.State == "settled"
+	})
+	jobs, err := bk.b.PrintJobs(context.Background())
+	if err != nil || len(jobs) != 1 || jobs[0].Printer != "lobby-1-printer" || jobs[0].Kind != "receipt" {
+		t.Fatalf("print jobs: %+v %v", jobs, err)
+	}
+	if n := len(sim.Journal()); n != 1 {
+		t.Fatalf("%d sales on the kiosk's terminal", n)
+	}
 }
 
 func TestCardPayments(t *testing.T) {

@@ -53,6 +53,11 @@ type PayInput struct {
 	Method      string `json:"method"`
 	TenderedFen int64  `json:"tendered_fen"` // cash: what the payer handed over
 	TransferRef string `json:"transfer_ref"` // transfer: the bank's reference
+	// Terminal and Printer name a kiosk's devices (Options.Terminals, and
+	// a printer run by RunPrinterNamed); "" is the desk's. Set by the
+	// kiosk, never by an API caller.
+	Terminal string `json:"-"`
+	Printer  string `json:"-"`
 }
 
 // Payment is one attempt to pay.
@@ -78,12 +83,16 @@ type Payment struct {
 	OpName      string    `db:"operator_name" json:"operator"`
 	BusinessDay *string   `db:"business_day" json:"business_day,omitempty"`
 	CreatedAt   time.Time `db:"created_at" json:"created_at"`
-	Receipt     *Receipt  `db:"-" json:"receipt,omitempty"`
+	// Terminal and Printer: the kiosk's devices it was taken on ("": the
+	// desk's).
+	Terminal string   `db:"terminal" json:"terminal,omitempty"`
+	Printer  string   `db:"printer" json:"printer,omitempty"`
+	Receipt  *Receipt `db:"-" json:"receipt,omitempty"`
 }
 
 const paymentCols = `p.id, p.ref, u.code AS unit_code, p.method, p.amount_fen, p.tendered_fen, p.change_fen, p.state, p.outcome,
 	p.auth_code, p.card_last4, p.transfer_ref, p.provider_txn, p.qr_content, p.bill_ids, p.idem_key, p.operator_kind, p.operator_id, p.operator_name,
-	p.business_day, p.created_at`
+	p.business_day, p.created_at, p.terminal, p.printer`
 const paymentFrom = ` FROM payments p JOIN units u ON u.id = p.unit_id`
 
 // Errors of a card payment whose outcome is not known yet.
@@ -136,10 +145,11 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 		return Payment{}, fault.Invalid("method", "no_gateway")
 	}
 	if in.Method == "card" {
-		if s.terminal == nil {
+		term := s.terminals[in.Terminal]
+		if term == nil {
 			return Payment{}, fault.Invalid("method", "no_terminal")
 		}
-		if r, ok := s.terminal.(interface{ Ready() bool }); ok && !r.Ready() {
+		if r, ok := term.(interface{ Ready() bool }); ok && !r.Ready() {
 			return Payment{}, fault.Conflict("method", "terminal_offline")
 		}
 	}
@@ -262,7 +272,7 @@ func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op oper
 	now := s.now()
 	p := Payment{Ref: newRef(now), UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
 		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: "settled", TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
-		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now}
+		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now, Terminal: in.Terminal, Printer: in.Printer}
 	if in.Method == "card" || in.Method == "qr" {
 		p.State = "sent" // committed before the terminal or the gateway is asked
 	} else {
@@ -270,10 +280,10 @@ func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op oper
 		p.BusinessDay = &day
 	}
 	p.ID, err = tx.Insert(ctx, `INSERT INTO payments (site_id, unit_id, idem_key, ref, method, amount_fen, tendered_fen, change_fen, bill_ids,
-		state, transfer_ref, operator_kind, operator_id, operator_name, business_day, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, idem_key) DO NOTHING RETURNING id`,
+		state, transfer_ref, operator_kind, operator_id, operator_name, business_day, created_at, updated_at, terminal, printer)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site_id, idem_key) DO NOTHING RETURNING id`,
 		s.site.ID, u.ID, p.IdemKey, p.Ref, p.Method, p.AmountFen, p.TenderedFen, p.ChangeFen, p.BillIDs, p.State, p.TransferRef,
-		op.kind, op.id, op.name, p.BusinessDay, now, now)
+		op.kind, op.id, op.name, p.BusinessDay, now, now, p.Terminal, p.Printer)
 	if store.IsNoRows(err) { // the key is taken: a repeat
 		return prior(fault.Conflict("idem_key", "idem_key_reused"))
 	}
@@ -322,7 +332,11 @@ func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, 
 		delete(s.inflight, p.Ref)
 		s.mu.Unlock()
 	}()
-	res, err := s.terminal.Sale(ctx, p.Ref, p.AmountFen)
+	term := s.terminals[p.Terminal]
+	if term == nil { // its terminal is no longer configured
+		return p, ErrOutcomeUnknown
+	}
+	res, err := term.Sale(ctx, p.Ref, p.AmountFen)
 	if err != nil && res.State == "" {
 		res.State = "unknown"
 	}
@@ -505,7 +519,7 @@ func (s *Service) withReceipt(ctx context.Context, p *Payment) error {
 // Payments with a terminal call running in this process are left alone.
 // It returns how many it resolved.
 func (s *Service) Resolve(ctx context.Context) (int, error) {
-	if s.terminal == nil && s.gateway == nil {
+	if len(s.terminals) == 0 && s.gateway == nil {
 		return 0, nil
 	}
 	var waiting []Payment
@@ -531,11 +545,12 @@ func (s *Service) Resolve(ctx context.Context) (int, error) {
 				continue
 			}
 		} else if p.State != "approved" { // approved but not settled: a crash between the two
-			if s.terminal == nil {
+			term := s.terminals[p.Terminal]
+			if term == nil {
 				continue
 			}
 			var err error
-			if res, err = s.terminal.Query(ctx, p.Ref); err != nil {
+			if res, err = term.Query(ctx, p.Ref); err != nil {
 				s.log.Warn("billing: terminal query", "ref", p.Ref, "err", err)
 				continue
 			}
@@ -567,8 +582,10 @@ func (s *Service) RunResolver(ctx context.Context, every time.Duration) {
 			wait = min(every, 2*time.Second)
 			// A terminal not connected yet (just started): ask as soon as
 			// it is.
-			if r, ok := s.terminal.(interface{ Ready() bool }); ok && !r.Ready() {
-				wait = 100 * time.Millisecond
+			for _, t := range s.terminals {
+				if r, ok := t.(interface{ Ready() bool }); ok && !r.Ready() {
+					wait = 100 * time.Millisecond
+				}
 			}
 		}
 		select {

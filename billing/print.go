@@ -1,9 +1,11 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"onecard/auth"
@@ -114,15 +116,15 @@ func refundDoc(rc Receipt, in RefundInput, operator, approver string, at time.Ti
 	}
 }
 
-// queuePrint adds a print job in tx (the outbox): it is printed after the
-// commit, once.
-func (s *Service) queuePrint(ctx context.Context, tx *store.Tx, kind string, receiptID *int64, doc []Line) error {
+// queuePrint adds a print job for printer ("": the desk's) in tx (the
+// outbox): it is printed after the commit, once.
+func (s *Service) queuePrint(ctx context.Context, tx *store.Tx, printer, kind string, receiptID *int64, doc []Line) error {
 	if importing(ctx) {
 		return nil
 	}
 	now := s.now()
 	if _, err := tx.Exec(ctx, `INSERT INTO print_jobs (site_id, printer, kind, receipt_id, payload, state, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`, s.site.ID, s.printer, kind, receiptID, jsonString(doc), now, now); err != nil {
+		VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)`, s.site.ID, cmp.Or(printer, s.printer), kind, receiptID, jsonString(doc), now, now); err != nil {
 		return err
 	}
 	tx.AfterCommit(s.kickPrinter)
@@ -138,10 +140,15 @@ func Importing(ctx context.Context) context.Context { return context.WithValue(c
 
 func importing(ctx context.Context) bool { v, _ := ctx.Value(importKey{}).(bool); return v }
 
+// kickPrinter wakes every printer's worker: a job was queued.
 func (s *Service) kickPrinter() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.wakes {
+		select {
+		case w <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -149,6 +156,7 @@ func (s *Service) kickPrinter() {
 type PrintJob struct {
 	ID        int64     `db:"id" json:"id"`
 	Kind      string    `db:"kind" json:"kind"`
+	Printer   string    `db:"printer" json:"printer"`
 	ReceiptID *int64    `db:"receipt_id" json:"receipt_id,omitempty"`
 	State     string    `db:"state" json:"state"`
 	Attempts  int       `db:"attempts" json:"attempts"`
@@ -161,7 +169,7 @@ type PrintJob struct {
 // first, and the last few done.
 func (s *Service) PrintJobs(ctx context.Context) ([]PrintJob, error) {
 	var jobs []PrintJob
-	err := s.db.Select(ctx, &jobs, `SELECT id, kind, receipt_id, state, attempts, last_error, created_at, updated_at FROM print_jobs
+	err := s.db.Select(ctx, &jobs, `SELECT id, kind, printer, receipt_id, state, attempts, last_error, created_at, updated_at FROM print_jobs
 		WHERE site_id = ? AND (state <> 'done' OR id > (SELECT COALESCE(MAX(id), 0) - 20 FROM print_jobs)) ORDER BY id`, s.site.ID)
 	return jobs, err
 }
@@ -187,20 +195,33 @@ func (s *Service) RetryPrint(ctx context.Context, id int64) error {
 // out, so it is marked failed for the desk to look at and retry, never
 // printed twice by itself. A job the printer refuses (out of paper) is
 // marked failed with the reason.
-func (s *Service) RunPrinter(ctx context.Context, p Printer) {
+func (s *Service) RunPrinter(ctx context.Context, p Printer) { s.RunPrinterNamed(ctx, s.printer, p) }
+
+// RunPrinterNamed is RunPrinter for the printer the jobs name (a kiosk's:
+// see PayInput.Printer).
+func (s *Service) RunPrinterNamed(ctx context.Context, name string, p Printer) {
 	if _, err := s.db.Exec(ctx, `UPDATE print_jobs SET state = 'failed', last_error = 'interrupted: check the printer, then retry if nothing came out',
-		updated_at = ? WHERE site_id = ? AND printer = ? AND state = 'printing'`, s.now(), s.site.ID, s.printer); err != nil {
+		updated_at = ? WHERE site_id = ? AND printer = ? AND state = 'printing'`, s.now(), s.site.ID, name); err != nil {
 		s.log.Error("billing: printer jobs", "err", err)
 	}
+	wake := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.wakes = append(s.wakes, wake)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.wakes = slices.DeleteFunc(s.wakes, func(w chan struct{}) bool { return w == wake })
+		s.mu.Unlock()
+	}()
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		for ctx.Err() == nil && s.printOne(ctx, p) {
+		for ctx.Err() == nil && s.printOne(ctx, name, p) {
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.wake:
+		case <-wake:
 		case <-t.C:
 		}
 	}
@@ -208,12 +229,12 @@ func (s *Service) RunPrinter(ctx context.Context, p Printer) {
 
 // printOne prints the oldest queued job; false when there was none (or the
 // database failed).
-func (s *Service) printOne(ctx context.Context, p Printer) bool {
+func (s *Service) printOne(ctx context.Context, name string, p Printer) bool {
 	var job struct {
 		ID      int64  `db:"id"`
 		Payload string `db:"payload"`
 	}
-	err := s.db.Get(ctx, &job, "SELECT id, payload FROM print_jobs WHERE site_id = ? AND printer = ? AND state = 'queued' ORDER BY id LIMIT 1", s.site.ID, s.printer)
+	err := s.db.Get(ctx, &job, "SELECT id, payload FROM print_jobs WHERE site_id = ? AND printer = ? AND state = 'queued' ORDER BY id LIMIT 1", s.site.ID, name)
 	if err != nil {
 		if !store.IsNoRows(err) && ctx.Err() == nil {
 			s.log.Error("billing: print queue", "err", err)

@@ -62,7 +62,7 @@ func (s *Service) issueReceipt(ctx context.Context, tx *store.Tx, p *Payment, li
 		Lines: withCredit(lines, p.AmountFen), AmountFen: p.AmountFen, Capital: Capital(p.AmountFen), Method: p.Method,
 		CardLast4: p.CardLast4, TransferRef: p.TransferRef, TenderedFen: p.TenderedFen, ChangeFen: p.ChangeFen, Operator: p.OpName,
 		IssuedAt: now, Local: now.In(s.loc).Format("2006-01-02 15:04"), PaymentID: p.ID}
-	return rc, s.queuePrint(ctx, tx, "receipt", &rc.ID, receiptDoc(rc, false))
+	return rc, s.queuePrint(ctx, tx, p.Printer, "receipt", &rc.ID, receiptDoc(rc, false))
 }
 
 // withCredit adds, to the lines a payment paid, what it brought beyond
@@ -159,7 +159,7 @@ func (s *Service) Reprint(ctx context.Context, id int64) error {
 		if _, err := tx.Exec(ctx, "UPDATE receipts SET prints = prints + 1 WHERE id = ?", id); err != nil {
 			return err
 		}
-		if err := s.queuePrint(ctx, tx, "receipt_copy", &rc.ID, receiptDoc(rc, true)); err != nil {
+		if err := s.queuePrint(ctx, tx, "", "receipt_copy", &rc.ID, receiptDoc(rc, true)); err != nil {
 			return err
 		}
 		return auth.Record(ctx, tx, auth.Entry{Action: "receipt.reprint", Entity: "receipt", EntityID: id, After: map[string]any{"number": rc.Number}})
@@ -292,7 +292,7 @@ func (s *Service) Refund(ctx context.Context, in RefundInput, approver auth.Acto
 		if err != nil {
 			return err
 		}
-		if err := s.queuePrint(ctx, tx, "refund", &rc.ID, refundDoc(rc, in, op.name, approver.Name, s.now().In(s.loc))); err != nil {
+		if err := s.queuePrint(ctx, tx, "", "refund", &rc.ID, refundDoc(rc, in, op.name, approver.Name, s.now().In(s.loc))); err != nil {
 			return err
 		}
 		return auth.Record(ctx, tx, auth.Entry{Action: "refund.create", Entity: "refund", EntityID: id,

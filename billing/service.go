@@ -28,19 +28,19 @@ const MaxAmount = 100_000_000
 
 // Service is the books of one site.
 type Service struct {
-	db       *store.DB
-	site     estate.Site
-	loc      *time.Location
-	now      func() time.Time
-	log      *slog.Logger
-	terminal Terminal
-	printer  string
-	gateway  gateway.Provider
+	db        *store.DB
+	site      estate.Site
+	loc       *time.Location
+	now       func() time.Time
+	log       *slog.Logger
+	terminals map[string]Terminal // "" is the desk's
+	printer   string
+	gateway   gateway.Provider
 	// notifyURL is where the gateway sends its notifications.
 	notifyURL string
 
-	wake     chan struct{} // print jobs queued
-	settings *Settings     // cached for a minute (another replica may change it); SaveSettings replaces it
+	wakes    []chan struct{} // the printers' workers, woken when a job is queued
+	settings *Settings       // cached for a minute (another replica may change it); SaveSettings replaces it
 	setAt    time.Time
 	mu       sync.Mutex
 	inflight map[string]bool // payment refs with a terminal call running here
@@ -51,8 +51,11 @@ type Service struct {
 
 // Options configure the books.
 type Options struct {
-	// Terminal takes card payments; nil: card payments are refused.
+	// Terminal takes card payments at the desk; nil: card payments are
+	// refused there.
 	Terminal Terminal
+	// Terminals are the kiosks' terminals by name (PayInput.Terminal).
+	Terminals map[string]Terminal
 	// Printer names the receipt printer print jobs are queued for.
 	Printer string
 	// Gateway takes QR payments; NotifyURL is where it reaches onecard's
@@ -75,10 +78,18 @@ func Open(ctx context.Context, db *store.DB, site estate.Site, o Options) (*Serv
 		o.Printer = "desk"
 	}
 	s := &Service{db: db, site: site, loc: loc, now: func() time.Time { return time.Now().UTC() }, log: o.Log,
-		terminal: o.Terminal, printer: o.Printer, gateway: o.Gateway, notifyURL: o.NotifyURL, wake: make(chan struct{}, 1), inflight: map[string]bool{}, accounts: map[string]cachedAccount{}}
+		terminals: map[string]Terminal{}, printer: o.Printer, gateway: o.Gateway, notifyURL: o.NotifyURL, inflight: map[string]bool{}, accounts: map[string]cachedAccount{}}
 	_, err = db.Exec(ctx, `INSERT INTO billing_settings (site_id, updated_at) VALUES (?, ?) ON CONFLICT (site_id) DO NOTHING`, site.ID, s.now())
 	if err != nil {
 		return nil, fmt.Errorf("billing: settings: %w", err)
+	}
+	for name, t := range o.Terminals {
+		if t != nil && name != "" {
+			s.terminals[name] = t
+		}
+	}
+	if o.Terminal != nil {
+		s.terminals[""] = o.Terminal
 	}
 	return s, nil
 }

@@ -18,6 +18,8 @@ import (
 	"onecard/billing"
 	"onecard/estate"
 	"onecard/fault"
+	"onecard/printing"
+	"onecard/terminal"
 	"onecard/web"
 )
 
@@ -47,7 +49,7 @@ func newKey() string {
 // cashier is the cashier's start: find a unit.
 func (d *Desk) cashier(c *fiber.Ctx) error {
 	q := c.Query("q")
-	data := fiber.Map{"Q": q, "Terminal": d.terminalState(), "Printer": d.printerState(c.UserContext())}
+	data := fiber.Map{"Q": q, "Terminal": d.terminalState(d.Terminal), "Printer": d.printerState(c.UserContext(), d.Printer)}
 	if q != "" {
 		units, _, err := d.Estate.Search(c.UserContext(), estate.Query{Q: q, Limit: 20})
 		if err != nil && !userError(err) {
@@ -64,23 +66,23 @@ func (d *Desk) cashier(c *fiber.Ctx) error {
 	return render(c, fiber.StatusOK, "cashier", "cashier.title", data)
 }
 
-func (d *Desk) terminalState() string {
+func (d *Desk) terminalState(t *terminal.Terminal) string {
 	switch {
-	case d.Terminal == nil:
+	case t == nil:
 		return "none"
-	case d.Terminal.Ready():
+	case t.Ready():
 		return "ready"
 	}
 	return "offline"
 }
 
-func (d *Desk) printerState(ctx context.Context) string {
-	if d.Printer == nil {
+func (d *Desk) printerState(ctx context.Context, p *printing.Printer) string {
+	if p == nil {
 		return "none"
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	st, err := d.Printer.Status(ctx)
+	st, err := p.Status(ctx)
 	if err != nil {
 		return "offline"
 	}
@@ -106,7 +108,7 @@ func (d *Desk) renderAccount(c *fiber.Ctx, status int, formErr error) error {
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Account": a, "Key": newKey(), "Terminal": d.terminalState(), "Method": "cash"}
+	data := fiber.Map{"Account": a, "Key": newKey(), "Terminal": d.terminalState(d.Terminal), "Method": "cash"}
 	if formErr != nil {
 		data["Error"] = message(c, formErr)
 		data["Method"] = c.FormValue("method")
@@ -358,7 +360,7 @@ func (d *Desk) printJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Jobs": jobs, "Printer": d.printerState(c.UserContext())}
+	data := fiber.Map{"Jobs": jobs, "Printer": d.printerState(c.UserContext(), d.Printer)}
 	if c.Query("done") == "retried" {
 		data["Flash"] = web.T(web.Lang(c), "flash.retried", nil)
 	}

@@ -60,7 +60,10 @@ type Desk struct {
 	Kiosks   *kiosk.Service
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
-	loc      *time.Location
+	// Printers and Terminals are the kiosks' devices by name.
+	Printers  map[string]*printing.Printer
+	Terminals map[string]*terminal.Terminal
+	loc       *time.Location
 }
 
 // assetHash is a content hash of the static files, so that assets can be

@@ -1,11 +1,39 @@
 package desk
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/gofiber/fiber/v2"
 
+	"onecard/fault"
 	"onecard/kiosk"
+	"onecard/printing"
+	"onecard/terminal"
 	"onecard/web"
 )
+
+// kioskRow is a kiosk with its devices' states.
+type kioskRow struct {
+	kiosk.Kiosk
+	Printer, Terminal string
+}
+
+// printer is the named kiosk printer, or the desk's for "".
+func (d *Desk) printer(name string) *printing.Printer {
+	if name == "" {
+		return d.Printer
+	}
+	return d.Printers[name]
+}
+
+// terminal is the named kiosk terminal, or the desk's for "".
+func (d *Desk) terminal(name string) *terminal.Terminal {
+	if name == "" {
+		return d.Terminal
+	}
+	return d.Terminals[name]
+}
 
 func (d *Desk) kiosksPage(c *fiber.Ctx) error { return d.renderKiosks(c, fiber.StatusOK, nil, nil) }
 
@@ -14,7 +42,11 @@ func (d *Desk) renderKiosks(c *fiber.Ctx, status int, formErr error, enrol fiber
 	if err != nil {
 		return err
 	}
-	data := fiber.Map{"Kiosks": list, "Enrol": enrol}
+	rows := make([]kioskRow, len(list))
+	for i, k := range list {
+		rows[i] = kioskRow{Kiosk: k, Printer: d.printerState(c.UserContext(), d.printer(k.Printer)), Terminal: d.terminalState(d.terminal(k.Terminal))}
+	}
+	data := fiber.Map{"Kiosks": rows, "Enrol": enrol, "Printers": slices.Sorted(maps.Keys(d.Printers)), "Terminals": slices.Sorted(maps.Keys(d.Terminals))}
 	if formErr != nil {
 		data["Error"] = message(c, formErr)
 	}
@@ -24,8 +56,15 @@ func (d *Desk) renderKiosks(c *fiber.Ctx, status int, formErr error, enrol fiber
 // registerKiosk registers a kiosk (or renews its enrolment code) and shows
 // the enrolment link once.
 func (d *Desk) registerKiosk(c *fiber.Ctx) error {
-	k, code, err := d.Kiosks.Register(c.UserContext(), kiosk.Kiosk{Code: c.FormValue("code"), Name: c.FormValue("name"),
-		Location: c.FormValue("location"), Reader: c.FormValue("reader")})
+	in := kiosk.Kiosk{Code: c.FormValue("code"), Name: c.FormValue("name"), Location: c.FormValue("location"),
+		Reader: c.FormValue("reader"), Printer: c.FormValue("printer"), Terminal: c.FormValue("terminal")}
+	if in.Printer != "" && d.Printers[in.Printer] == nil {
+		return d.renderKiosks(c, fiber.StatusUnprocessableEntity, fault.Invalid("printer", "kiosk_printer_unknown", "name", in.Printer), nil)
+	}
+	if in.Terminal != "" && d.Terminals[in.Terminal] == nil {
+		return d.renderKiosks(c, fiber.StatusUnprocessableEntity, fault.Invalid("terminal", "kiosk_terminal_unknown", "name", in.Terminal), nil)
+	}
+	k, code, err := d.Kiosks.Register(c.UserContext(), in)
 	if err != nil {
 		if userError(err) {
 			return d.renderKiosks(c, web.Status(err), err, nil)

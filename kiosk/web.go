@@ -62,11 +62,12 @@ type Screens struct {
 	Stopping <-chan struct{}
 	// QR offers payment by QR code (a gateway is configured).
 	QR bool
-	// PaperOut, if set, tells whether the receipt printer is out of paper
-	// (the owner is told before paying).
-	PaperOut func(ctx context.Context) bool
+	// PaperOut, if set, tells whether the named receipt printer ("": the
+	// desk's) is out of paper (the owner is told before paying).
+	PaperOut func(ctx context.Context, printer string) bool
 	tmpl     map[string]*template.Template // by language
 	pages    pages                         // rendered bills pages
+	records  sync.Map // kiosk ID → Kiosk, as last authenticated (its devices)
 	tapMu    sync.Mutex
 	taps     map[string]tapped // one-time tap tokens
 }
@@ -94,6 +95,7 @@ func (s *Screens) Register(app *fiber.App) {
 		if err != nil {
 			return auth.Actor{}, err
 		}
+		s.records.Store(k.ID, k)
 		return Actor(k), nil
 	}
 	g := s.Guard.Screens(app, "/kiosk")
@@ -210,6 +212,9 @@ func (s *Screens) doEnrol(c *fiber.Ctx, code string) error {
 
 func (s *Screens) kiosk(c *fiber.Ctx) Kiosk {
 	a, _ := web.ActorOf(c)
+	if k, ok := s.records.Load(a.ID); ok {
+		return k.(Kiosk)
+	}
 	return Kiosk{ID: a.ID, Code: strings.TrimPrefix(a.Name, "kiosk:"), CSRF: a.CSRF}
 }
 
@@ -250,7 +255,7 @@ func (s *Screens) renderBills(c *fiber.Ctx, status int, formErr error) error {
 		return c.Redirect("/kiosk", fiber.StatusSeeOther)
 	}
 	ctx := c.UserContext()
-	paperOut := s.PaperOut != nil && s.PaperOut(ctx)
+	paperOut := s.PaperOut != nil && s.PaperOut(ctx, s.kiosk(c).Printer)
 	actor, _ := web.ActorOf(c)
 	if formErr != nil || actor.CSRF == "" {
 		// After a refused payment, the books as they are now.
@@ -290,7 +295,8 @@ func (s *Screens) pay(c *fiber.Ctx) error {
 	if se == nil {
 		return c.Redirect("/kiosk", fiber.StatusSeeOther)
 	}
-	in := billing.PayInput{IdemKey: c.FormValue("key"), Unit: se.Unit, Method: "card"}
+	k := s.kiosk(c)
+	in := billing.PayInput{IdemKey: c.FormValue("key"), Unit: se.Unit, Method: "card", Terminal: k.Terminal, Printer: k.Printer}
 	if c.FormValue("method") == "qr" && s.QR {
 		in.Method = "qr"
 	}

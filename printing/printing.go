@@ -64,9 +64,11 @@ var ErrNotConnected = errors.New("printing: the printer is not connected")
 
 // Printer is a receipt printer on a serial port.
 type Printer struct {
-	mu   sync.Mutex
-	cur  *escpos.Printer
-	Port *devices.Port
+	mu      sync.Mutex
+	cur     *escpos.Printer
+	Port    *devices.Port
+	paper   bool      // out of paper, as last asked
+	paperAt time.Time // when
 }
 
 // Print prints a printout: the printer's status is checked first, and a
@@ -95,6 +97,27 @@ func (p *Printer) Status(ctx context.Context) (escpos.Status, error) {
 		return escpos.Status{}, ErrNotConnected
 	}
 	return d.Status(ctx)
+}
+
+// PaperOut tells whether the printer said it was out of paper at most two
+// seconds ago (screens that warn before a payment ask on every page; the
+// serial line is not asked that often). Not connected or not answering is
+// not "out of paper": the print job says so if it fails.
+func (p *Printer) PaperOut(ctx context.Context) bool {
+	p.mu.Lock()
+	if time.Since(p.paperAt) < 2*time.Second {
+		defer p.mu.Unlock()
+		return p.paper
+	}
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := p.Status(ctx)
+	out := err == nil && st.PaperOut
+	p.mu.Lock()
+	p.paper, p.paperAt = out, time.Now()
+	p.mu.Unlock()
+	return out
 }
 
 // Open keeps the printer at path connected until ctx ends.

@@ -57,6 +57,10 @@ type Deps struct {
 	Billing  *billing.Service
 	Printer  *printing.Printer
 	Terminal *terminal.Terminal
+	// Printers and Terminals are the kiosks' devices by name (a kiosk's
+	// registration names them).
+	Printers  map[string]*printing.Printer
+	Terminals map[string]*terminal.Terminal
 	// Cards is the one-card register (nil in tests of other parts).
 	Cards *cards.Register
 	// Demo stands in for touching the demo's simulated hardware (nil
@@ -149,13 +153,12 @@ func New(d Deps) (*App, error) {
 	if d.Kiosks != nil && d.Billing != nil {
 		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping,
 			QR: d.Gateway != nil}
-		if d.Printer != nil {
-			ks.PaperOut = func(ctx context.Context) bool {
-				ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-				defer cancel()
-				st, err := d.Printer.Status(ctx)
-				return err == nil && st.PaperOut
+		ks.PaperOut = func(ctx context.Context, name string) bool {
+			p := d.Printer
+			if name != "" {
+				p = d.Printers[name]
 			}
+			return p != nil && p.PaperOut(ctx)
 		}
 		if d.Fleet != nil && d.Cards != nil {
 			ks.Taps = d.Fleet.Watch
@@ -175,7 +178,7 @@ func New(d Deps) (*App, error) {
 	}
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Printers: d.Printers, Terminals: d.Terminals, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

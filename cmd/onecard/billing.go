@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -30,13 +31,67 @@ type books struct {
 	printer  *printing.Printer  // nil without one
 	terminal *terminal.Terminal // nil without one
 	gateway  gateway.Provider   // nil without one
+	// The kiosks' printers and terminals by name.
+	printers  map[string]*printing.Printer
+	terminals map[string]*terminal.Terminal
 }
+
+// demoKioskDevices names the demo kiosk's own printer and terminal.
+const demoKioskDevices = "lobby-1"
+
+// namedPorts parses NAME=PORT,NAME=PORT.
+func namedPorts(flagName, v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, port, ok := strings.Cut(item, "=")
+		name, port = strings.TrimSpace(name), strings.TrimSpace(port)
+		if !ok || !deviceName.MatchString(name) || port == "" {
+			return nil, fmt.Errorf("--%s: %q is not NAME=PORT (a name of lower-case letters, digits and dashes)", flagName, item)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("--%s: %q is named twice", flagName, name)
+		}
+		out[name] = port
+	}
+	return out, nil
+}
+
+var deviceName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
 
 // startBilling opens the books, connects the receipt printer and the
 // payment terminal (in the demo, simulated ones on ptys), and runs the
 // print worker and the resolver of card payments left waiting.
 func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Service, as *auth.Service, isDemo bool, log *slog.Logger) (*books, error) {
-	bk := &books{}
+	bk := &books{printers: map[string]*printing.Printer{}, terminals: map[string]*terminal.Terminal{}}
+	kioskPrinters, err := namedPorts("kiosk-printers", c.KioskPrinters)
+	if err != nil {
+		return nil, err
+	}
+	kioskPayterms, err := namedPorts("kiosk-payterms", c.KioskPayterms)
+	if err != nil {
+		return nil, err
+	}
+	if isDemo && c.KioskPrinters == "" {
+		// The lobby kiosk's own printer: its receipts in kiosk-receipts/.
+		link, err := startDemoPrinterAt(ctx, filepath.Join(c.DataDir, demoKioskDevices+"-printer.pty"), filepath.Join(c.DataDir, "kiosk-receipts"), c.PrinterBaud, log)
+		if err != nil {
+			return nil, err
+		}
+		kioskPrinters[demoKioskDevices] = link
+	}
+	if isDemo && c.KioskPayterms == "" {
+		link, stop, err := startDemoTerminalAt(ctx, filepath.Join(c.DataDir, demoKioskDevices+"-payterm.pty"),
+			filepath.Join(c.DataDir, demoKioskDevices+"-payterm-journal.json"), c.PaytermBaud, log)
+		if err != nil {
+			return nil, err
+		}
+		context.AfterFunc(ctx, stop)
+		kioskPayterms[demoKioskDevices] = link
+	}
 	if isDemo && c.Printer == "" {
 		link, err := startDemoPrinter(ctx, c.DataDir, c.PrinterBaud, log)
 		if err != nil {
@@ -69,7 +124,11 @@ func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Servi
 		bk.terminal = terminal.Open(ctx, c.Payterm, &payterm.Opts{Baud: c.PaytermBaud}, log)
 		o.Terminal = bk.terminal
 	}
-	var err error
+	o.Terminals = map[string]billing.Terminal{}
+	for name, port := range kioskPayterms {
+		bk.terminals[name] = terminal.Open(ctx, port, &payterm.Opts{Baud: c.PaytermBaud}, log.With("kiosk_terminal", name))
+		o.Terminals[name] = bk.terminals[name]
+	}
 	if bk.Service, err = billing.Open(ctx, db, es.Site(), o); err != nil {
 		return nil, err
 	}
@@ -88,6 +147,10 @@ func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Servi
 		bk.printer = printing.Open(ctx, c.Printer, c.PrinterBaud, log)
 		go bk.RunPrinter(ctx, bk.printer)
 	}
+	for name, port := range kioskPrinters {
+		bk.printers[name] = printing.Open(ctx, port, c.PrinterBaud, log.With("kiosk_printer", name))
+		go bk.RunPrinterNamed(ctx, name, bk.printers[name])
+	}
 	go bk.RunResolver(ctx, 30*time.Second)
 	return bk, nil
 }
@@ -96,12 +159,17 @@ func startBilling(ctx context.Context, c *config, db *store.DB, es *estate.Servi
 // DATA_DIR/printer.pty; it writes each receipt to DATA_DIR/receipts as
 // text and as an image.
 func startDemoPrinter(ctx context.Context, dataDir string, baud int, log *slog.Logger) (string, error) {
-	link := filepath.Join(dataDir, "printer.pty")
+	return startDemoPrinterAt(ctx, filepath.Join(dataDir, "printer.pty"), filepath.Join(dataDir, "receipts"), baud, log)
+}
+
+// startDemoPrinterAt runs a simulated receipt printer on a pty linked at
+// link, writing its receipts to dir.
+func startDemoPrinterAt(ctx context.Context, link, dir string, baud int, log *slog.Logger) (string, error) {
 	pty, err := firmwaresim.OpenPTY(link)
 	if err != nil {
 		return "", err
 	}
-	sim := printersim.New(printersim.Options{Baud: baud, Dir: filepath.Join(dataDir, "receipts"), Log: log.With("sim", "printer")})
+	sim := printersim.New(printersim.Options{Baud: baud, Dir: dir, Log: log.With("sim", "printer", "pty", filepath.Base(link))})
 	go func() {
 		if err := sim.Serve(ctx, pty); err != nil && ctx.Err() == nil {
 			log.Error("simulated printer stopped", "err", err)

@@ -50,6 +50,8 @@ type config struct {
 	Printer         string
 	PrinterBaud     int
 	Payterm         string
+	KioskPrinters   string
+	KioskPayterms   string
 	PaytermBaud     int
 	// mqttListenFallback lets the demo take any free port when the
 	// default MQTT port is taken.
@@ -109,6 +111,8 @@ func options(c *config) []option {
 		{"payterm-baud", "the payment terminal's baud rate", func(fs *flag.FlagSet, n, h string) {
 			fs.IntVar(&c.PaytermBaud, n, 115200, h)
 		}},
+		{"kiosk-printers", "the kiosks' receipt printers, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB3); a kiosk's registration names its printer", str(&c.KioskPrinters, "")},
+		{"kiosk-payterms", "the kiosks' payment terminals, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB4)", str(&c.KioskPayterms, "")},
 		{"gateway", "QR payment gateway API URL (docs/gateway.md); empty for none", str(&c.Gateway, "")},
 		{"gateway-merchant", "our merchant id at the gateway", str(&c.GatewayMerchant, "")},
 		{"gateway-key-file", "our merchant signing key (Ed25519 PEM)", str(&c.GatewayKey, "")},

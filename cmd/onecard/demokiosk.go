@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"onecard/auth"
-	"onecard/billing"
 	"onecard/cards"
 	"onecard/estate"
 	"onecard/kiosk"
@@ -25,9 +24,18 @@ const demoPIN = "135790"
 // setUpDemoKiosk registers the demo's lobby kiosk with a fresh one-time
 // enrolment code, and gives a unit in arrears (something to pay) the demo
 // PIN.
-func setUpDemoKiosk(ctx context.Context, ks *kiosk.Service, bk *billing.Service, reg *cards.Register, es *estate.Service, hw *demoHardware) (demoKioskInfo, error) {
+func setUpDemoKiosk(ctx context.Context, ks *kiosk.Service, bk *books, reg *cards.Register, es *estate.Service, hw *demoHardware) (demoKioskInfo, error) {
 	ctx = auth.WithActor(ctx, auth.System)
-	_, code, err := ks.Register(ctx, kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂自助机", Location: "1号楼大堂", Reader: "lobby-1-reader"})
+	k := kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂自助机", Location: "1号楼大堂", Reader: "lobby-1-reader"}
+	// Its own printer and terminal when the demo runs them (not when
+	// --kiosk-printers / --kiosk-payterms name others).
+	if bk.printers[demoKioskDevices] != nil {
+		k.Printer = demoKioskDevices
+	}
+	if bk.terminals[demoKioskDevices] != nil {
+		k.Terminal = demoKioskDevices
+	}
+	_, code, err := ks.Register(ctx, k)
 	if err != nil {
 		return demoKioskInfo{}, err
 	}

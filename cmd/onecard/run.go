@@ -84,7 +84,7 @@ var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time
 	"tls-cert", "tls-key", "secure-cookies", "shutdown-timeout", "login-limit",
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
 	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit",
-	"printer", "printer-baud", "payterm", "payterm-baud", "holidays",
+	"printer", "printer-baud", "payterm", "payterm-baud", "kiosk-printers", "kiosk-payterms", "holidays",
 	"gateway", "gateway-merchant", "gateway-key-file", "gateway-public-key-file", "public-url"}
 
 func newLogger(c *config) (*slog.Logger, error) {
@@ -217,14 +217,14 @@ func serve(args []string, isDemo bool) error {
 	kiosks := kiosk.New(db, es, kiosk.Options{})
 	var demoKiosk demoKioskInfo
 	if isDemo {
-		if demoKiosk, err = setUpDemoKiosk(ctx, kiosks, books.Service, register, es, hw); err != nil {
+		if demoKiosk, err = setUpDemoKiosk(ctx, kiosks, books, register, es, hw); err != nil {
 			return err
 		}
 	}
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register, Kiosks: kiosks,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
-		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Demo: hw.desk(), Gateway: books.gateway})
+		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Printers: books.printers, Terminals: books.terminals, Demo: hw.desk(), Gateway: books.gateway})
 	if err != nil {
 		return err
 	}
