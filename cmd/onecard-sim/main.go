@@ -42,6 +42,8 @@ var simulators = []simulator{
 	{"printer", "receipt printer: ESC/POS on a pty, receipts written as .txt and .png", runPrinter},
 	{"payterm", "bank-card payment terminal, our framed protocol (docs/payterm.md)", runPayterm},
 	{"gateway", "online payment gateway for QR-code payments, over HTTP (docs/gateway.md)", runGateway},
+	{"locker", "parcel-locker bank: KR-CU16-style lock boards on RS-485, on a pty (docs/locker.md)", runLocker},
+	{"scanner", "barcode scanner: codes sent as CR LF-terminated lines on a pty (docs/scanner.md)", runScanner},
 }
 
 // usageError is a mistake on the command line: exit status 2.

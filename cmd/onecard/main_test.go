@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -253,6 +254,7 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 		checkDemoReaders(t, "http://"+addr, i == 0)
 		if i == 0 {
 			checkDemoEncoder(t, "http://"+addr)
+			checkDemoKiosk(t, printed.String(), dir)
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
@@ -270,6 +272,89 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 	db.Get(context.Background(), &staff, "SELECT COUNT(*) FROM staff")
 	if units != 3*2*18*4 || residents < 900 || residents > 1200 || staff != 5 {
 		t.Fatalf("after two demo runs: %d units, %d residents, %d staff", units, residents, staff)
+	}
+}
+
+// checkDemoKiosk does what the demo tells a newcomer: open the kiosk link
+// it printed (the client becomes the kiosk), enter the unit and PIN it
+// printed, pay everything by card on the kiosk's simulated terminal, and
+// find the receipt on the screen and out of the kiosk's simulated printer.
+func checkDemoKiosk(t *testing.T, printed, dir string) {
+	t.Helper()
+	var link, unit, pin string
+	for _, line := range strings.Split(printed, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "Kiosk":
+			link = f[1]
+		case strings.Contains(line, "then enter unit"):
+			_, rest, _ := strings.Cut(line, "enter unit ")
+			fmt.Sscanf(strings.ReplaceAll(rest, " and PIN ", " "), "%s %s", &unit, &pin)
+			pin = strings.TrimSuffix(pin, ")")
+		}
+	}
+	if link == "" || unit == "" || len(pin) != 6 {
+		t.Fatalf("the demo printed no kiosk link, unit or PIN (%q %q %q):\n%s", link, unit, pin, printed)
+	}
+	jar, _ := cookiejar.New(nil)
+	kiosk := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	page := func(res *http.Response, err error) (string, string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.Request.URL.Path, string(b)
+	}
+	field := func(body, name string) string {
+		_, after, _ := strings.Cut(body, `name="`+name+`" value="`)
+		v, _, _ := strings.Cut(after, `"`)
+		return v
+	}
+	path, body := page(kiosk.Get(link))
+	if path != "/kiosk" || !strings.Contains(body, "pin-form") {
+		t.Fatalf("the kiosk link led to %s:\n%s", path, body)
+	}
+	base := strings.TrimSuffix(link[:strings.Index(link, "/kiosk/")], "/")
+	path, body = page(kiosk.PostForm(base+"/kiosk/pin", url.Values{"_csrf": {field(body, "_csrf")}, "unit": {unit}, "pin": {pin}}))
+	if path != "/kiosk/bills" || !strings.Contains(body, `id="pay-card"`) {
+		t.Fatalf("unit %s and PIN %s led to %s:\n%s", unit, pin, path, body)
+	}
+	form := url.Values{"_csrf": {field(body, "_csrf")}, "key": {field(body, "key")}, "method": {"card"}}
+	for rest := body; ; {
+		_, after, ok := strings.Cut(rest, `name="bill" value="`)
+		if !ok {
+			break
+		}
+		id, _, _ := strings.Cut(after, `"`)
+		form.Add("bill", id)
+		rest = after
+	}
+	path, body = page(kiosk.PostForm(base+"/kiosk/pay", form))
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(body, `id="receipt"`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no receipt on the kiosk's screen (%s):\n%s", path, body)
+		}
+		time.Sleep(500 * time.Millisecond)
+		path, body = page(kiosk.Get(base + path)) // the waiting page, as it reloads itself
+	}
+	if !strings.Contains(body, "付款成功") {
+		t.Fatalf("receipt page:\n%s", body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		out, _ := filepath.Glob(filepath.Join(dir, "kiosk-receipts", "*.txt"))
+		if len(out) > 0 {
+			b, _ := os.ReadFile(out[0])
+			t.Logf("printed at the kiosk: %s\n%s", out[0], b)
+			if !strings.Contains(string(b), unit) || !strings.Contains(string(b), "kiosk:lobby-1") {
+				t.Fatalf("the kiosk's printed receipt:\n%s", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no receipt out of the kiosk's simulated printer")
+		}
 	}
 }
 
