@@ -67,7 +67,7 @@ type Screens struct {
 	PaperOut func(ctx context.Context, printer string) bool
 	tmpl     map[string]*template.Template // by language
 	pages    pages                         // rendered bills pages
-	records  sync.Map // kiosk ID → Kiosk, as last authenticated (its devices)
+	records  sync.Map                      // kiosk ID → Kiosk, as last authenticated (its devices)
 	tapMu    sync.Mutex
 	taps     map[string]tapped // one-time tap tokens
 }
