@@ -492,8 +492,15 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 				}
 				if n, _ := res.RowsAffected(); n == 1 {
 					stored++
-					fresh = append(fresh, StoredEvent{Device: d.m.device, Seq: int64(e.Seq), At: time.UnixMilli(e.At).UTC(), ReceivedAt: now,
-						ClockOK: e.Clock == "ok", Kind: e.Kind, Card: e.Card, Zone: e.Zone, Reason: e.Reason, Data: e.Data})
+					se := StoredEvent{Device: d.m.device, Seq: int64(e.Seq), At: time.UnixMilli(e.At).UTC(), ReceivedAt: now,
+						ClockOK: e.Clock == "ok", Kind: e.Kind, Card: e.Card, Zone: e.Zone, Reason: e.Reason, Data: e.Data,
+						Mover: e.Mover, Plate: e.Plate, Offline: e.Offline}
+					if h := s.handlers[e.Kind]; h != nil {
+						if err := h(ctx, tx, se); err != nil {
+							return fmt.Errorf("handle %s event %d of %s: %w", e.Kind, e.Seq, d.m.device, err)
+						}
+					}
+					fresh = append(fresh, se)
 				} else {
 					dup++
 				}

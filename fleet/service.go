@@ -42,6 +42,9 @@ type Options struct {
 	// Holidays are the dates ("2026-10-01") on which schedules use their
 	// holiday segments ("H") instead of the weekday's.
 	Holidays []string
+	// PassKeys are the site's gate-pass public keys (base64), sent to the
+	// devices with the configuration for offline checks.
+	PassKeys []string
 	Log      *slog.Logger
 }
 
@@ -58,6 +61,7 @@ type Service struct {
 	resendLimit  int
 	kick         func(device string)
 	config       proto.Config
+	handlers     map[string]EventHandler // by event kind
 
 	bus    Bus
 	acks   *acks
@@ -100,7 +104,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
 		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{}, snapped: map[string]snapSent{},
-		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules, Holidays: o.Holidays}}
+		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules, Holidays: o.Holidays, PassKeys: o.PassKeys}}
 	var err error
 	if o.ServerSecret != "" {
 		if s.serverHash, err = broker.HashSecret(o.ServerSecret); err != nil {

@@ -21,6 +21,10 @@ type StoredEvent struct {
 	Zone       string    `db:"zone" json:"zone,omitempty"`
 	Reason     string    `db:"reason" json:"reason,omitempty"`
 	Data       string    `db:"data" json:"data,omitempty"`
+	// Of a pass_release, given to its handler (not stored with the event).
+	Mover   string `db:"-" json:"-"`
+	Plate   string `db:"-" json:"-"`
+	Offline bool   `db:"-" json:"-"`
 }
 
 // EventFilter narrows events; zero fields match all.

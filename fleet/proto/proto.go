@@ -6,6 +6,7 @@ package proto
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -439,7 +440,7 @@ func (p *Snapshot) validate() error {
 
 // Event kinds and denial reasons.
 var (
-	EventKinds  = []string{"granted", "denied", "door_forced", "door_held", "tamper", "pass_scan"}
+	EventKinds  = []string{"granted", "denied", "door_forced", "door_held", "tamper", "pass_scan", "pass_release", "pass_mismatch"}
 	DenyReasons = []string{"unknown", "blocked", "not_yet_valid", "expired", "schedule", "zone"}
 )
 
@@ -453,6 +454,13 @@ type Event struct {
 	Zone   string `json:"zone,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Data   string `json:"data,omitempty"`
+	// Mover and Plate, on a pass_release: the last digits of the mover's
+	// ID and the vehicle's plate, as the guard entered them.
+	Mover string `json:"mover,omitempty"`
+	Plate string `json:"plate,omitempty"`
+	// Offline, on a pass_release: the terminal checked the pass with the
+	// site's public key alone (it had no verdict from the server).
+	Offline bool `json:"offline,omitempty"`
 }
 
 func (e *Event) validate() error {
@@ -471,6 +479,10 @@ func (e *Event) validate() error {
 		return invalid("event %d reason %q for %s", e.Seq, e.Reason, e.Kind)
 	case len(e.Data) > 1024:
 		return invalid("event %d data too long", e.Seq)
+	case strings.HasPrefix(e.Kind, "pass_") && e.Data == "":
+		return invalid("event %d %s without data", e.Seq, e.Kind)
+	case len(e.Mover) > 8 || len(e.Plate) > 16:
+		return invalid("event %d mover or plate too long", e.Seq)
 	}
 	return nil
 }
@@ -511,22 +523,54 @@ func (p *EventAck) validate() error {
 	return nil
 }
 
-// Commands a device understands.
-var Commands = []string{"open", "resync", "reboot"}
+// Commands a device understands ("verdict": a gate terminal's answer to
+// a pass_scan, sent by the server only).
+var Commands = []string{"open", "resync", "reboot", "verdict"}
 
 // Command is an order to one device; never retained, ignored after
 // Expires (Unix ms).
 type Command struct {
-	V       int    `json:"v"`
-	ID      string `json:"id"`
-	Cmd     string `json:"cmd"`
-	Expires int64  `json:"expires"`
+	V       int      `json:"v"`
+	ID      string   `json:"id"`
+	Cmd     string   `json:"cmd"`
+	Expires int64    `json:"expires"`
+	Verdict *Verdict `json:"verdict,omitempty"`
 }
+
+// Verdict is the server's answer to a gate terminal's pass_scan: whether
+// the pass may go through here and now, and what the guard checks.
+type Verdict struct {
+	// Scan is the seq of the pass_scan event answered.
+	Scan uint64 `json:"scan"`
+	OK   bool   `json:"ok"`
+	// Reason, when not OK: malformed, forged, unknown, cancelled, used,
+	// expired, not_yet_valid, wrong_gate.
+	Reason string `json:"reason,omitempty"`
+	// Pass is the pass number; Unit, Items, Plate and Until (Unix ms, the
+	// end of its window) what the guard checks against the goods.
+	Pass  string `json:"pass,omitempty"`
+	Unit  string `json:"unit,omitempty"`
+	Items string `json:"items,omitempty"`
+	Plate string `json:"plate,omitempty"`
+	Until int64  `json:"until,omitempty"`
+	// Warn is a warning to show (the unit's arrears, approved).
+	Warn string `json:"warn,omitempty"`
+}
+
+// VerdictReasons are the reasons a pass is refused.
+var VerdictReasons = []string{"malformed", "forged", "unknown", "cancelled", "used", "expired", "not_yet_valid", "wrong_gate"}
 
 func (p *Command) version() int { return p.V }
 func (p *Command) validate() error {
 	if !slices.Contains(Commands, p.Cmd) || p.Expires <= 0 || p.ID == "" || len(p.ID) > 64 || strings.ContainsAny(p.ID, "/#+") {
 		return invalid("command %q id %q", p.Cmd, p.ID)
+	}
+	if (p.Cmd == "verdict") != (p.Verdict != nil) {
+		return invalid("command %q with verdict %v", p.Cmd, p.Verdict != nil)
+	}
+	if v := p.Verdict; v != nil && (v.Scan == 0 || v.OK == (v.Reason != "") || v.Reason != "" && !slices.Contains(VerdictReasons, v.Reason) ||
+		len(v.Items) > 2048 || len(v.Warn) > 512 || len(v.Pass) > 32 || len(v.Unit) > 32 || len(v.Plate) > 16) {
+		return invalid("verdict for scan %d", v.Scan)
 	}
 	return nil
 }
@@ -550,6 +594,10 @@ type Config struct {
 	TZ        string               `json:"tz"`
 	Schedules map[string][]Segment `json:"schedules"`
 	Holidays  []string             `json:"holidays,omitempty"`
+	// PassKeys are the site's gate-pass public keys (Ed25519, base64 of
+	// the 32 bytes): a gate terminal checks a pass with them while it has
+	// no verdict from the server (docs/passcode.md).
+	PassKeys []string `json:"pass_keys,omitempty"`
 }
 
 var hhmmRE = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$`)
@@ -577,6 +625,14 @@ func (p *Config) validate() error {
 			if !daysRE.MatchString(sg.Days) || !hhmmRE.MatchString(sg.From) || !hhmmRE.MatchString(sg.To) || sg.To <= sg.From {
 				return invalid("schedule %q segment %+v", name, sg)
 			}
+		}
+	}
+	if len(p.PassKeys) > 4 {
+		return invalid("%d pass keys", len(p.PassKeys))
+	}
+	for _, k := range p.PassKeys {
+		if b, err := base64.StdEncoding.DecodeString(k); err != nil || len(b) != 32 {
+			return invalid("pass key %q", k)
 		}
 	}
 	return nil
