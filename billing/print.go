@@ -131,6 +131,13 @@ func (s *Service) queuePrint(ctx context.Context, tx *store.Tx, printer, kind st
 	return nil
 }
 
+// QueuePrintTx queues a printout other than a receipt (a gate pass) for
+// printer ("": the desk's) in the caller's transaction: printed after the
+// commit, once, by the printer's worker, and listed with the print jobs.
+func (s *Service) QueuePrintTx(ctx context.Context, tx *store.Tx, printer, kind string, doc []Line) error {
+	return s.queuePrint(ctx, tx, printer, kind, nil, doc)
+}
+
 type importKey struct{}
 
 // Importing marks ctx as loading payment history (from an earlier system,

@@ -398,8 +398,11 @@ func TestSaleIdempotent(t *testing.T) {
 // does not know, clearly, and never an approval it did not read.
 func TestGarbage(t *testing.T) {
 	opts := testOpts
-	opts.SaleTimeout = 300 * time.Millisecond
-	opts.AckTimeout = 100 * time.Millisecond
+	// Long enough for the garbage to arrive on a loaded machine (CI runs
+	// every package at once under -race): with 100 ms the line sometimes
+	// looked silent instead.
+	opts.SaleTimeout = time.Second
+	opts.AckTimeout = 400 * time.Millisecond
 	opts.QueryTries = 2
 	term, sim := rig(t, paytermsim.Options{}, opts)
 	ctx := ctxT(t)
