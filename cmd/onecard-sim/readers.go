@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -37,6 +38,14 @@ line:
   power-loss ID        cut its power for an instant: the broker publishes
                        its will, it reconnects with its clock unset
   clock ID ok|unset    set or lose its clock
+  scan ID TEXT         a gate-pass code (or pass number) read at reader ID as
+                       a gate terminal: waits for the server's verdict, or
+                       decides offline; prints "ID scan SEQ ok|REASON
+                       pass=P offline=true|false"
+  release ID TEXT MOVER [PLATE]
+                       the guard releases the pass's goods: queues
+                       pass_release; prints "ID release queued"
+  mismatch ID TEXT     the goods do not match: queues pass_mismatch
   status [ID]          one line per reader, then a "total" line
   help                 list the commands
   quit                 stop: each reader publishes its offline state and
@@ -190,7 +199,8 @@ func (c *readersConsole) do(line string) (quit bool) {
 	case "quit", "exit":
 		return true
 	case "help":
-		say("commands: tap ID CARD · offline ID · online ID · power-loss ID · clock ID ok|unset · status [ID] · quit")
+		say("commands: tap ID CARD · offline ID · online ID · power-loss ID · clock ID ok|unset · " +
+			"scan ID TEXT · release ID TEXT MOVER [PLATE] · mismatch ID TEXT · status [ID] · quit")
 	case "tap":
 		if r := one("tap ID CARD", 2); r != nil {
 			d := r.Tap(f[2])
@@ -218,6 +228,38 @@ func (c *readersConsole) do(line string) (quit bool) {
 			}
 			r.SetClock(f[2] == "ok")
 			say("%s clock %s", r.ID(), f[2])
+		}
+	case "scan":
+		if r := one("scan ID TEXT", 2); r != nil {
+			v, err := r.ScanPass(context.Background(), f[2])
+			if err != nil {
+				say("error: %v", err)
+				return false
+			}
+			word := v.Reason
+			if v.OK {
+				word = "ok"
+			}
+			say("%s scan %d %s pass=%s offline=%t", r.ID(), v.Scan, word, cmp.Or(v.Pass, "-"), v.Offline)
+		}
+	case "release":
+		if len(f) == 4 {
+			f = append(f, "")
+		}
+		if r := one("release ID TEXT MOVER [PLATE]", 4); r != nil {
+			if err := r.ReleasePass(f[2], f[3], f[4]); err != nil {
+				say("error: %v", err)
+				return false
+			}
+			say("%s release queued", r.ID())
+		}
+	case "mismatch":
+		if r := one("mismatch ID TEXT", 2); r != nil {
+			if err := r.MismatchPass(f[2]); err != nil {
+				say("error: %v", err)
+				return false
+			}
+			say("%s mismatch queued", r.ID())
 		}
 	case "status":
 		c.status(f[1:], say)

@@ -19,7 +19,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 
+	"onecard/firmware-sim/reader"
 	"onecard/fleet/proto"
+	"onecard/passes/passcode"
 )
 
 func TestReadersUsage(t *testing.T) {
@@ -219,6 +221,45 @@ func TestProcessReaders(t *testing.T) {
 	for _, id := range []string{"gate-1", "gate-2", "gate-3"} {
 		if _, err := os.Stat(filepath.Join(dir, "state", id+".json")); err != nil {
 			t.Errorf("state of %s: %v", id, err)
+		}
+	}
+}
+
+// The gate-terminal commands, on a reader whose network is down: it
+// decides itself, and without pass keys it says it cannot check a code.
+func TestReadersConsolePasses(t *testing.T) {
+	broker := startBroker(t)
+	f, err := reader.StartReaders(context.Background(), []reader.Options{{Broker: broker, Site: "s1", ID: "gate-1", Zone: "gate"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Stop()
+	k, err := passcode.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Now().Truncate(time.Minute)
+	code, err := passcode.Sign(k, passcode.Claims{Pass: "2026-000123", Gate: "gate", NotBefore: from, NotAfter: from.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	c := &readersConsole{fleet: f, out: &out}
+	for _, tc := range []struct{ line, want string }{
+		{"offline gate-1", "gate-1 offline"},
+		{"scan gate-1 2026-000123", "gate-1 scan 1 malformed pass=- offline=true"},
+		{"scan gate-1 " + code, "gate-1 scan 2 offline_no_keys pass=- offline=true"},
+		{"release gate-1 " + code + " 0042", "gate-1 release queued"},
+		{"release gate-1 " + code + " 0042 粤B12345", "gate-1 release queued"},
+		{"release gate-1 " + code + " 123456789", "error: reader gate-1: pass_release: "},
+		{"mismatch gate-1 " + code, "gate-1 mismatch queued"},
+		{"scan gate-1", "error: usage: scan ID TEXT"},
+		{"status gate-1", " pending=5 events=5 relay=0 "}, // (the session depends on when the network went down)
+	} {
+		out.Reset()
+		c.do(tc.line)
+		if got := strings.SplitN(out.String(), "\n", 2)[0]; !strings.Contains(got, tc.want) {
+			t.Errorf("%.40s: %q, want %q", tc.line, got, tc.want)
 		}
 	}
 }

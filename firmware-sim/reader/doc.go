@@ -53,4 +53,19 @@
 // "clock":"unset". Offline(true) is the network going down: the connection
 // drops and stays down until Offline(false); cards presented meanwhile are
 // still decided and their events queue.
+//
+// # Gate terminal
+//
+// A reader also plays a gate terminal (docs/mqtt.md, Gate terminals).
+// ScanPass queues a pass_scan event and waits up to Options.VerdictWait
+// for the server's verdict command answering that event's seq (verdicts
+// for other scans, expired ones and repeated ids are ignored; a verdict
+// never opens the relay). With none in time, or at once when not
+// connected, it decides itself from the pass keys of the last
+// configuration (passcode.Parse, Check with passcode.DefaultSkew,
+// CheckGate with its zone) and the passes it released itself, and marks
+// the verdict Offline; with no pass keys it says ReasonNoKeys. ReleasePass
+// and MismatchPass queue pass_release and pass_mismatch; a release is
+// remembered in the state file, so the same pass scanned again offline,
+// even after a power loss or restart, is refused as used.
 package reader

@@ -304,6 +304,8 @@ func (r *Reader) command(c proto.Command) {
 		if r.cur != nil {
 			r.reboot = true
 		}
+	case "verdict":
+		r.verdictLocked(*c.Verdict) // shown on the screen; never opens the relay
 	}
 	r.changedLocked() // the id is remembered before anything else happens
 	r.mu.Unlock()
@@ -327,8 +329,8 @@ func (r *Reader) setConfig(c *proto.Config) error {
 	if r.config != nil && sameConfig(r.config, c) {
 		return nil // the retained copy, again
 	}
-	r.config, r.sched = c, s
+	r.config, r.sched, r.passKeys = c, s, r.keyring(c)
 	r.changedLocked()
-	r.log.Info("configuration", "tz", c.TZ, "schedules", len(c.Schedules))
+	r.log.Info("configuration", "tz", c.TZ, "schedules", len(c.Schedules), "pass_keys", r.passKeys.Len())
 	return nil
 }

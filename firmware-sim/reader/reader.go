@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"onecard/fleet/proto"
+	"onecard/passes/passcode"
 )
 
 // DefaultFirmware is the firmware a reader reports in its birth unless
@@ -48,6 +49,9 @@ type Options struct {
 	Clock func() time.Time
 	// Log receives the reader's log; nil discards it.
 	Log *slog.Logger
+	// VerdictWait is how long ScanPass waits for the server's verdict
+	// before a gate terminal decides itself; default DefaultVerdictWait.
+	VerdictWait time.Duration
 }
 
 // Decision is the outcome of a card presented to a reader.
@@ -67,6 +71,8 @@ type Status struct {
 	EventSeq   uint64            // the last event sequence used
 	RelayOpens int               // times the door relay opened
 	Malformed  int               // payloads rejected
+	PassKeys   int               // gate-pass public keys in its configuration
+	Released   int               // passes it released itself, remembered
 }
 
 // Reader is one simulated reader. Its methods are safe for concurrent use.
@@ -95,8 +101,9 @@ type Reader struct {
 	evtSeq   uint64
 	events   []proto.Event // unacknowledged, in sequence, contiguous
 	config   *proto.Config
-	ranCmds  []string // ids of recently run commands, oldest first
-	lastTime int64    // Unix ms when the state was last saved with the clock set
+	ranCmds  []string       // ids of recently run commands, oldest first
+	lastTime int64          // Unix ms when the state was last saved with the clock set
+	released []releasedPass // passes it released itself, oldest first
 	// volatile
 	wlJSON      map[string][]byte // each zone's whitelist as saved, until it changes
 	dirty       bool
@@ -115,6 +122,9 @@ type Reader struct {
 	malformed   int
 	lastSync    map[string]syncMark
 	saveFailure int
+	passKeys    *passcode.Keyring             // of config
+	scanWait    map[uint64]chan proto.Verdict // by pass_scan seq: ScanPass waiting for its verdict
+	verdicts    []verdictMemo                 // the last verdicts, for ReleasePass; oldest first
 }
 
 type syncMark struct {
@@ -151,6 +161,9 @@ func New(o Options) (*Reader, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	if o.VerdictWait <= 0 {
+		o.VerdictWait = DefaultVerdictWait
+	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -170,6 +183,8 @@ func New(o Options) (*Reader, error) {
 		wlJSON:   map[string][]byte{},
 		clockOK:  true,
 		lastSync: map[string]syncMark{},
+		passKeys: &passcode.Keyring{},
+		scanWait: map[uint64]chan proto.Verdict{},
 	}
 	for _, z := range zones {
 		r.applied[z] = 0
@@ -332,6 +347,8 @@ func (r *Reader) Status() Status {
 		EventSeq:   r.evtSeq,
 		RelayOpens: r.relayOpens,
 		Malformed:  r.malformed,
+		PassKeys:   r.passKeys.Len(),
+		Released:   len(r.released),
 	}
 }
 
@@ -350,6 +367,7 @@ func (r *Reader) PowerLoss() {
 		r.powerLoss = true
 	}
 	r.lastSync = map[string]syncMark{}
+	r.verdicts = nil // the screen went dark: a release now counts as offline
 	r.mu.Unlock()
 	r.snapsMu.Lock()
 	r.snaps = map[string]*assembly{}

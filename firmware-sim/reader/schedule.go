@@ -85,5 +85,6 @@ func (s *schedules) allows(name string, t time.Time) bool {
 }
 
 func sameConfig(a, b *proto.Config) bool {
-	return a.TZ == b.TZ && maps.EqualFunc(a.Schedules, b.Schedules, slices.Equal[[]proto.Segment]) && slices.Equal(a.Holidays, b.Holidays)
+	return a.TZ == b.TZ && maps.EqualFunc(a.Schedules, b.Schedules, slices.Equal[[]proto.Segment]) && slices.Equal(a.Holidays, b.Holidays) &&
+		slices.Equal(a.PassKeys, b.PassKeys)
 }

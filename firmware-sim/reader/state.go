@@ -26,6 +26,7 @@ type fileState struct {
 	Config    *proto.Config              `json:"config,omitempty"`
 	Commands  []string                   `json:"commands,omitempty"` // ids of recently run commands
 	Time      int64                      `json:"time"`               // Unix ms of the save, the clock's fallback
+	Released  []releasedPass             `json:"released,omitempty"` // passes released at this gate terminal
 }
 
 // load reads StateFile, if it exists, keeping the zones the reader holds.
@@ -63,9 +64,10 @@ func (r *Reader) load() error {
 		}
 	}
 	r.events = f.Events
+	r.released = f.Released
 	if f.Config != nil {
 		if s, err := compile(f.Config); err == nil {
-			r.config, r.sched = f.Config, s
+			r.config, r.sched, r.passKeys = f.Config, s, r.keyring(f.Config)
 		} else {
 			r.log.Warn("saved configuration unusable", "err", err)
 		}
@@ -108,6 +110,7 @@ func (r *Reader) saveLocked() error {
 		Config:    r.config,
 		Commands:  r.ranCmds,
 		Time:      r.lastTime,
+		Released:  r.released,
 	}
 	var err error
 	for z, wl := range r.wl {
