@@ -25,6 +25,7 @@ import (
 	"onecard/fault"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/passes"
 	"onecard/printing"
 	"onecard/terminal"
 	"onecard/web"
@@ -37,7 +38,7 @@ var viewsFS embed.FS
 var staticFS embed.FS
 
 var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins,
-	"cash": web.Cashiers}
+	"cash": web.Cashiers, "gate": web.Guards, "passes": web.PassReaders}
 
 // Desk holds the services the screens call.
 type Desk struct {
@@ -56,6 +57,8 @@ type Desk struct {
 	Cards   *cards.Register
 	// Demo, in the demo only, stands in for touching the hardware.
 	Demo Demo
+	// Passes are the move-out gate passes (nil: none).
+	Passes *passes.Service
 	// Kiosks are the lobby kiosks (nil: none).
 	Kiosks   *kiosk.Service
 	Printer  *printing.Printer
@@ -191,6 +194,10 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	g.Get("/devices/:id/resync", web.Managers, d.resyncPage)
 	g.Post("/devices/:id/disable", web.Managers, d.disableDevice)
 	g.Post("/devices/:id/enable", web.Managers, d.enableDevice)
+
+	if d.Passes != nil {
+		d.registerPasses(g)
+	}
 
 	g.Get("/staff", web.Admins, d.staff)
 	g.Post("/staff", web.Admins, d.addStaff)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"onecard/estate"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/passes"
 	"onecard/server"
 	"onecard/store"
 	"onecard/web"
@@ -36,6 +38,7 @@ type env struct {
 	// cards is the one-card register, without an encoder.
 	cards  *cards.Register
 	kiosks *kiosk.Service
+	passes *passes.Service
 }
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
@@ -98,16 +101,21 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, passKey, _ := ed25519.GenerateKey(nil)
+	gatePasses, err := passes.Open(passes.Deps{DB: db, Estate: es, Billing: bill, Key: passKey, Gates: []string{"gate", "gate-north"}, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
 	kiosks := kiosk.New(db, es, kioskOptions)
 	stopping := make(chan struct{}) // closed at the end: live streams stop
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
-		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping})
+		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping, Passes: gatePasses})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { close(stopping); app.Shutdown() })
-	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks}
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks, passes: gatePasses}
 }
 
 // kioskClient is a browser enrolled as a kiosk (registered on first use).

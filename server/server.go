@@ -25,6 +25,7 @@ import (
 	"onecard/fleet"
 	"onecard/gateway"
 	"onecard/kiosk"
+	"onecard/passes"
 	"onecard/printing"
 	"onecard/store"
 	"onecard/terminal"
@@ -61,6 +62,8 @@ type Deps struct {
 	// registration names them).
 	Printers  map[string]*printing.Printer
 	Terminals map[string]*terminal.Terminal
+	// Passes are the move-out gate passes (nil in tests of other parts).
+	Passes *passes.Service
 	// Cards is the one-card register (nil in tests of other parts).
 	Cards *cards.Register
 	// Demo stands in for touching the demo's simulated hardware (nil
@@ -178,7 +181,7 @@ func New(d Deps) (*App, error) {
 	}
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Printers: d.Printers, Terminals: d.Terminals, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Printers: d.Printers, Terminals: d.Terminals, Passes: d.Passes, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

@@ -84,6 +84,11 @@ var (
 	Cashiers = []auth.Role{auth.Admin, auth.Supervisor, auth.Cashier}
 	// Admins manage staff accounts and API tokens.
 	Admins = []auth.Role{auth.Admin}
+	// Guards check and release gate passes at the gate.
+	Guards = []auth.Role{auth.Admin, auth.Supervisor, auth.Guard}
+	// PassReaders look up gate passes (the desk that issues them, the
+	// guards who check them).
+	PassReaders = []auth.Role{auth.Admin, auth.Supervisor, auth.Clerk, auth.Guard}
 )
 
 // Handle registers a route that only the given roles may call.

@@ -51,6 +51,9 @@ type config struct {
 	PrinterBaud     int
 	Payterm         string
 	KioskPrinters   string
+	PassKey         string
+	Gates           string
+	PassRetention   time.Duration
 	KioskPayterms   string
 	PaytermBaud     int
 	// mqttListenFallback lets the demo take any free port when the
@@ -110,6 +113,11 @@ func options(c *config) []option {
 		{"payterm", "serial port of the desk's bank-card payment terminal (docs/payterm.md); empty for none", str(&c.Payterm, "")},
 		{"payterm-baud", "the payment terminal's baud rate", func(fs *flag.FlagSet, n, h string) {
 			fs.IntVar(&c.PaytermBaud, n, 115200, h)
+		}},
+		{"pass-key-file", "the site's gate-pass signing key (Ed25519 PEM); default DATA_DIR/keys/pass.pem, generated", str(&c.PassKey, "")},
+		{"gates", "the gates goods may leave by, comma-separated zone codes (their gate terminals' zone)", str(&c.Gates, "gate")},
+		{"pass-retention", "how long gate-pass records are kept (the audit log keeps its rows)", func(fs *flag.FlagSet, n, h string) {
+			fs.DurationVar(&c.PassRetention, n, 365*24*time.Hour, h)
 		}},
 		{"kiosk-printers", "the kiosks' receipt printers, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB3); a kiosk's registration names its printer", str(&c.KioskPrinters, "")},
 		{"kiosk-payterms", "the kiosks' payment terminals, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB4)", str(&c.KioskPayterms, "")},

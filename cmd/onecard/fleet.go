@@ -18,6 +18,7 @@ import (
 	"onecard/devices/broker"
 	"onecard/fleet"
 	"onecard/fleet/proto"
+	"onecard/passes"
 	"onecard/store"
 )
 
@@ -39,7 +40,7 @@ type fleetRuntime struct {
 
 // startFleet starts the embedded broker (unless --mqtt names an external
 // one), connects onecard to it and runs the fleet service.
-func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, siteCode string, log *slog.Logger) (*fleetRuntime, error) {
+func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, siteCode string, log *slog.Logger, gatePasses *passes.Service) (*fleetRuntime, error) {
 	rt := &fleetRuntime{}
 	serverSecret := randomSecret()
 	user := fleet.ServerUser
@@ -54,10 +55,11 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 	}
 	svc, err := fleet.New(db, siteID, siteCode, fleet.Options{ServerSecret: serverSecret, MonitorSecret: rt.MonitorSecret,
 		TimeZone: c.TimeZone, Log: log.With("part", "fleet"),
-		Schedules: map[string][]proto.Segment{cards.WorkHours: cards.WorkHoursSegments}, Holidays: holidays(c.Holidays)})
+		Schedules: map[string][]proto.Segment{cards.WorkHours: cards.WorkHoursSegments}, Holidays: holidays(c.Holidays), PassKeys: gatePasses.PublicKeys()})
 	if err != nil {
 		return nil, err
 	}
+	svc.HandleEvents(gateEvents(gatePasses, svc, log.With("part", "gate")), "pass_scan", "pass_release", "pass_mismatch")
 	rt.Service = svc
 	rt.URL = c.MQTT
 	if c.MQTT == "" {

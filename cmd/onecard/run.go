@@ -23,6 +23,7 @@ import (
 	"onecard/estate"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/passes"
 	"onecard/server"
 	"onecard/store"
 )
@@ -85,6 +86,7 @@ var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time
 	"encoder", "encoder-baud", "card-sector", "card-master-key-file", "card-mac-key-file",
 	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit",
 	"printer", "printer-baud", "payterm", "payterm-baud", "kiosk-printers", "kiosk-payterms", "holidays",
+	"pass-key-file", "gates", "pass-retention",
 	"gateway", "gateway-merchant", "gateway-key-file", "gateway-public-key-file", "public-url"}
 
 func newLogger(c *config) (*slog.Logger, error) {
@@ -197,8 +199,17 @@ func serve(args []string, isDemo bool) error {
 	if err != nil {
 		return err
 	}
+	passKey, err := passes.LoadKey(c.PassKey, c.DataDir)
+	if err != nil {
+		return err
+	}
+	gatePasses, err := passes.Open(passes.Deps{DB: db, Estate: es, Billing: books.Service, Key: passKey, Gates: splitList(c.Gates),
+		Retention: c.PassRetention, Log: log.With("part", "passes")})
+	if err != nil {
+		return err
+	}
 	stopping := make(chan struct{})
-	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log)
+	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log, gatePasses)
 	if err != nil {
 		return err
 	}
@@ -224,7 +235,7 @@ func serve(args []string, isDemo bool) error {
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register, Kiosks: kiosks,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
-		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Printers: books.printers, Terminals: books.terminals, Demo: hw.desk(), Gateway: books.gateway})
+		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Printers: books.printers, Terminals: books.terminals, Passes: gatePasses, Demo: hw.desk(), Gateway: books.gateway})
 	if err != nil {
 		return err
 	}
