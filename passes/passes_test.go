@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"strings"
@@ -29,6 +31,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // owner in 1-1-102 (in arrears).
 type site struct {
 	db                   *store.DB
+	es                   *estate.Service
 	p                    *passes.Service
 	bill                 *billing.Service
 	clerk, guard         context.Context
@@ -41,7 +44,10 @@ type site struct {
 func newSite(t *testing.T, db *store.DB) *site {
 	t.Helper()
 	ctx := context.Background()
-	es, err := estate.Open(ctx, db, "t1", "测试小区", "Asia/Shanghai")
+	b := make([]byte, 4)
+	rand.Read(b)
+	// A site of its own: the gate terminal tests share a Mosquitto.
+	es, err := estate.Open(ctx, db, "t"+hex.EncodeToString(b), "测试小区", "Asia/Shanghai")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +64,7 @@ func newSite(t *testing.T, db *store.DB) *site {
 		}
 		return auth.Actor{Kind: "staff", ID: st.ID, Name: st.Username, Role: role}
 	}
-	s := &site{db: db}
+	s := &site{db: db, es: es}
 	s.clerkAct, s.supervisor = actor("clerk1", auth.Clerk), actor("boss", auth.Supervisor)
 	s.clerk, s.guard = auth.WithActor(ctx, s.clerkAct), auth.WithActor(ctx, actor("guard1", auth.Guard))
 	moveIn := func(unit string, m estate.MoveIn) int64 {

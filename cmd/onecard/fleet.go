@@ -59,7 +59,7 @@ func startFleet(ctx context.Context, c *config, db *store.DB, siteID int64, site
 	if err != nil {
 		return nil, err
 	}
-	svc.HandleEvents(gateEvents(gatePasses, svc, log.With("part", "gate")), "pass_scan", "pass_release", "pass_mismatch")
+	svc.HandleEvents(gatePasses.GateEvents(svc, log.With("part", "gate")), passes.GateEventKinds...)
 	rt.Service = svc
 	rt.URL = c.MQTT
 	if c.MQTT == "" {

@@ -1,23 +1,25 @@
-package main
+package passes
 
 import (
 	"context"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"onecard/fleet"
 	"onecard/fleet/proto"
-	"onecard/passes"
 	"onecard/store"
 )
 
-// gateEvents hands the gate terminals' events to the passes service in the
+// GateEventKinds are the fleet events of gate terminals.
+var GateEventKinds = []string{"pass_scan", "pass_release", "pass_mismatch"}
+
+// GateEvents hands the gate terminals' events (fleet.Service.HandleEvents,
+// kinds pass_scan, pass_release, pass_mismatch) to p in the
 // transaction that stores them, and answers each scan with its verdict
 // once that transaction has committed.
-func gateEvents(p *passes.Service, fl *fleet.Service, log *slog.Logger) fleet.EventHandler {
+func (p *Service) GateEvents(fl *fleet.Service, log *slog.Logger) fleet.EventHandler {
 	return func(ctx context.Context, tx *store.Tx, e fleet.StoredEvent) error {
-		v, err := p.OnGateEvent(ctx, tx, passes.GateEvent{Device: e.Device, Seq: e.Seq, Kind: e.Kind, Gate: e.Zone, Data: e.Data,
+		v, err := p.OnGateEvent(ctx, tx, GateEvent{Device: e.Device, Seq: e.Seq, Kind: e.Kind, Gate: e.Zone, Data: e.Data,
 			Mover: e.Mover, Plate: e.Plate, Offline: e.Offline})
 		if err != nil || v == nil {
 			return err
@@ -35,7 +37,7 @@ func gateEvents(p *passes.Service, fl *fleet.Service, log *slog.Logger) fleet.Ev
 }
 
 // toProto is a verdict as a gate terminal reads it (docs/mqtt.md).
-func toProto(v passes.Verdict, scan uint64) proto.Verdict {
+func toProto(v Verdict, scan uint64) proto.Verdict {
 	out := proto.Verdict{Scan: scan, OK: v.OK, Reason: v.Reason}
 	if !slices.Contains(proto.VerdictReasons, out.Reason) && !out.OK {
 		out.Reason = "malformed"
@@ -45,24 +47,6 @@ func toProto(v passes.Verdict, scan uint64) proto.Verdict {
 		out.Items = trunc(p.ItemsText(), 2000)
 		if p.ArrearsFen > 0 {
 			out.Warn = "该户有欠费，已由 " + p.ApprovedBy + " 批准放行"
-		}
-	}
-	return out
-}
-
-func trunc(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
-}
-
-// splitList splits a comma-separated list, dropping blanks.
-func splitList(s string) []string {
-	var out []string
-	for _, x := range strings.Split(s, ",") {
-		if x = strings.TrimSpace(x); x != "" {
-			out = append(out, x)
 		}
 	}
 	return out
