@@ -196,13 +196,15 @@ func (s *Service) Run(ctx context.Context, bus Bus) error {
 	if err != nil {
 		return fmt.Errorf("fleet: site configuration: %w", err)
 	}
-	if err := bus.Publish(ctx, s.topics.Config(), cfg, true); err != nil {
-		return fmt.Errorf("fleet: publish site configuration: %w", err)
-	}
+	// Listening first: a device that sees the configuration may publish
+	// at once, and the broker drops what nobody is subscribed to.
 	for _, kind := range []string{proto.KindState, proto.KindAck, proto.KindSync, proto.KindEvt} {
 		if err := bus.Subscribe(s.topics.Prefix()+"dev/+/"+kind, s.receive); err != nil {
 			return fmt.Errorf("fleet: subscribe %s: %w", kind, err)
 		}
+	}
+	if err := bus.Publish(ctx, s.topics.Config(), cfg, true); err != nil {
+		return fmt.Errorf("fleet: publish site configuration: %w", err)
 	}
 	go s.handle(ctx)
 	go s.sweep(ctx)

@@ -41,7 +41,7 @@ type site struct {
 	clock                *time.Time
 }
 
-func newSite(t *testing.T, db *store.DB) *site {
+func newSite(t testing.TB, db *store.DB) *site {
 	t.Helper()
 	ctx := context.Background()
 	b := make([]byte, 4)
@@ -107,7 +107,7 @@ func newSite(t *testing.T, db *store.DB) *site {
 	return s
 }
 
-func (s *site) issue(t *testing.T, in passes.IssueInput) passes.Pass {
+func (s *site) issue(t testing.TB, in passes.IssueInput) passes.Pass {
 	t.Helper()
 	p, err := s.p.Issue(s.clerk, in, nil)
 	if err != nil {

@@ -431,11 +431,30 @@ func (r *Reader) stopAbrupt(l *link) {
 // each message after the previous one was acknowledged by the broker.
 func (r *Reader) sendLoop(ctx context.Context) {
 	topic := r.topics.Device(r.opts.ID, proto.KindEvt)
+	// Events out and no acknowledgement for a whole tick: the server was
+	// away (restarting, not subscribed yet) and the broker dropped them;
+	// send them again from the oldest unacknowledged (docs/mqtt.md).
+	resend := time.NewTicker(EventResend)
+	defer resend.Stop()
+	lastAcked := uint64(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-r.evtKick:
+		case <-resend.C:
+			r.mu.Lock()
+			acked := r.ackedLocked()
+			stalled := r.online && r.sentUpTo > acked && acked == lastAcked
+			if stalled {
+				r.sentUpTo = acked
+			}
+			lastAcked = acked
+			r.mu.Unlock()
+			if !stalled {
+				continue
+			}
+			r.log.Debug("events unacknowledged: sending them again", "from", acked+1)
 		}
 		for ctx.Err() == nil {
 			r.mu.Lock()
@@ -464,6 +483,10 @@ func (r *Reader) sendLoop(ctx context.Context) {
 		}
 	}
 }
+
+// EventResend is how long events may stay unacknowledged before they are
+// sent again.
+var EventResend = 5 * time.Second
 
 // encodeEvents encodes as many of events as fit one payload.
 func encodeEvents(events []proto.Event) ([]byte, int) {

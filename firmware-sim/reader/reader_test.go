@@ -578,3 +578,28 @@ func TestReconnect(t *testing.T) {
 	srv.state("gate-1", born(st.Session+1))
 	eventually(t, "online again", r.Online)
 }
+
+// Events published while the server is not listening are dropped by the
+// broker (clean sessions queue nothing); the reader sends them again when
+// they stay unacknowledged, without waiting for a reconnect, and stops
+// once they are acknowledged.
+func TestEventsResentWhileUnacknowledged(t *testing.T) {
+	saved := reader.EventResend
+	reader.EventResend = 200 * time.Millisecond
+	t.Cleanup(func() { reader.EventResend = saved })
+	broker := startBroker(t)
+	watcher := newServer(t, broker) // sees the birth, then goes away
+	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
+	watcher.state("gate-1", born(1))
+	watcher.c.Disconnect(0)
+	r.Tap(cardA) // nobody subscribed: dropped by the broker
+	time.Sleep(50 * time.Millisecond)
+	srv := newServer(t, broker) // the server is back
+	got := expect[proto.Events](srv, proto.KindEvt, "gate-1", nil)
+	if len(got.Events) != 1 || got.Events[0].Seq != 1 || got.Events[0].Card != cardA {
+		t.Fatalf("resent events %s", mustJSON(got))
+	}
+	srv.send(topics.Device("gate-1", proto.KindEvtAck), &proto.EventAck{V: 1, Seq: 1}, false)
+	eventually(t, "evtack 1 drops event 1", func() bool { return r.Pending() == 0 })
+	srv.quiet(proto.KindEvt, "gate-1", 3*reader.EventResend)
+}
