@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"onecard/fleet/proto"
@@ -548,18 +547,17 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 	s.stats.Duplicates.Add(dup)
 	s.announce(fresh)
 	// Acknowledge every device at once rather than one PUBACK after
-	// another; an acknowledgement that is lost or overtaken is harmless
-	// (they are cumulative, and the device replays what stays pending).
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
+	// another, and without waiting for the broker before the next batch
+	// (at most ackSlots in flight); an acknowledgement that is lost or
+	// overtaken is harmless (they are cumulative, and the device replays
+	// what stays pending).
 	for code, a := range acked {
 		if a == 0 {
 			continue
 		}
-		wg.Add(1)
-		sem <- struct{}{}
+		s.ackSlots <- struct{}{}
 		go func(code string, a int64) {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { <-s.ackSlots }()
 			b, err := proto.Encode(&proto.EventAck{V: proto.Version, Seq: uint64(a)})
 			if err == nil {
 				err = s.bus.Publish(ctx, s.topics.Device(code, proto.KindEvtAck), b, false)
@@ -569,7 +567,6 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 			}
 		}(code, a)
 	}
-	wg.Wait()
 }
 
 // publishOutbox publishes queued messages in order, marking each sent once

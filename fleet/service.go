@@ -62,6 +62,7 @@ type Service struct {
 	kick         func(device string)
 	config       proto.Config
 	handlers     map[string]EventHandler // by event kind
+	ackSlots     chan struct{}           // event acknowledgements in flight
 
 	bus    Bus
 	acks   *acks
@@ -101,7 +102,7 @@ func New(db *store.DB, siteID int64, siteCode string, o Options) (*Service, erro
 	if o.Schedules == nil {
 		o.Schedules = map[string][]proto.Segment{}
 	}
-	s := &Service{db: db, siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
+	s := &Service{db: db, ackSlots: make(chan struct{}, 64), siteID: siteID, topics: proto.Topics{Site: siteCode}, log: o.Log,
 		now: func() time.Time { return time.Now().UTC() }, serverSecret: o.ServerSecret, resendLimit: o.ResendLimit,
 		wake: make(chan struct{}, 1), work: make(chan message, 16384), acks: newAcks(), catching: map[string]bool{}, snapped: map[string]snapSent{},
 		config: proto.Config{V: proto.Version, TZ: o.TimeZone, Schedules: o.Schedules, Holidays: o.Holidays, PassKeys: o.PassKeys}}
