@@ -127,7 +127,12 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{Tx: x, Dialect: db.Dialect}
+	tx := &Tx{Tx: x, Dialect: db.Dialect, db: db}
+	defer func() {
+		for _, q := range tx.misses {
+			db.stmt(ctx, q)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		_ = x.Rollback()
 		return err
@@ -145,7 +150,28 @@ func (db *DB) Tx(ctx context.Context, fn func(tx *Tx) error) error {
 type Tx struct {
 	*sqlx.Tx
 	Dialect string
+	db      *DB
 	after   []func()
+	misses  []string // queries with no prepared statement yet
+}
+
+// stmt is db's prepared statement for query, in this transaction (on its
+// connection, where database/sql reuses it once prepared there); nil if
+// there is none yet. A statement is never prepared from inside a
+// transaction: that takes another connection from the pool, which may be
+// waiting for this transaction's lock. Misses are prepared after it ends.
+func (tx *Tx) stmt(ctx context.Context, query string) *sqlx.Stmt {
+	if tx.db == nil {
+		return nil
+	}
+	tx.db.stmtMu.RLock()
+	st, ok := tx.db.stmts[query]
+	tx.db.stmtMu.RUnlock()
+	if !ok {
+		tx.misses = append(tx.misses, query)
+		return nil
+	}
+	return tx.StmtxContext(ctx, st)
 }
 
 // AfterCommit runs f once the transaction has committed (not if it rolls
@@ -208,17 +234,24 @@ func (db *DB) stmt(ctx context.Context, query string) *sqlx.Stmt {
 	if ok {
 		return st
 	}
-	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	if st, ok := db.stmts[query]; ok {
-		return st
-	}
-	if len(db.stmts) >= maxStmts {
+	db.stmtMu.RLock()
+	full := len(db.stmts) >= maxStmts
+	db.stmtMu.RUnlock()
+	if full {
 		return nil
 	}
+	// Prepared without the lock held: preparing takes a connection from
+	// the pool, which may wait for a transaction that itself waits for
+	// the lock (every connection busy). Two preparing at once keep one.
 	st, err := db.PreparexContext(context.WithoutCancel(ctx), db.Rebind(query))
 	if err != nil {
 		return nil
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if old, ok := db.stmts[query]; ok {
+		st.Close()
+		return old
 	}
 	if db.stmts == nil {
 		db.stmts = map[string]*sqlx.Stmt{}
@@ -241,16 +274,25 @@ func (db *DB) Insert(ctx context.Context, query string, args ...any) (int64, err
 
 // Get fetches one row into dest.
 func (tx *Tx) Get(ctx context.Context, dest any, query string, args ...any) error {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.GetContext(ctx, dest, args...)
+	}
 	return tx.GetContext(ctx, dest, tx.Rebind(query), args...)
 }
 
 // Select fetches rows into dest.
 func (tx *Tx) Select(ctx context.Context, dest any, query string, args ...any) error {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.SelectContext(ctx, dest, args...)
+	}
 	return tx.SelectContext(ctx, dest, tx.Rebind(query), args...)
 }
 
 // Exec runs a statement.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return tx.ExecContext(ctx, tx.Rebind(query), args...)
 }
 
