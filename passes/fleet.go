@@ -15,8 +15,11 @@ var GateEventKinds = []string{"pass_scan", "pass_release", "pass_mismatch"}
 
 // GateEvents hands the gate terminals' events (fleet.Service.HandleEvents,
 // kinds pass_scan, pass_release, pass_mismatch) to p in the
-// transaction that stores them, and answers each scan with its verdict
-// once that transaction has committed.
+// transaction that stores them, and answers each scan with its verdict at
+// once: a scan changes nothing, so the verdict need not wait for the
+// commit (the guard at the gate waits for it). Should the transaction
+// fail, the terminal sends the scan again and gets a second verdict for
+// it, which it ignores; the check is recorded when the event is stored.
 func (p *Service) GateEvents(fl *fleet.Service, log *slog.Logger) fleet.EventHandler {
 	return func(ctx context.Context, tx *store.Tx, e fleet.StoredEvent) error {
 		v, err := p.OnGateEvent(ctx, tx, GateEvent{Device: e.Device, Seq: e.Seq, Kind: e.Kind, Gate: e.Zone, Data: e.Data,
@@ -25,13 +28,11 @@ func (p *Service) GateEvents(fl *fleet.Service, log *slog.Logger) fleet.EventHan
 			return err
 		}
 		verdict := toProto(*v, uint64(e.Seq))
-		tx.AfterCommit(func() {
-			go func() {
-				if err := fl.SendVerdict(context.WithoutCancel(ctx), e.Device, verdict); err != nil {
-					log.Warn("gate verdict", "device", e.Device, "scan", e.Seq, "err", err)
-				}
-			}()
-		})
+		go func() {
+			if err := fl.SendVerdict(context.WithoutCancel(ctx), e.Device, verdict); err != nil {
+				log.Warn("gate verdict", "device", e.Device, "scan", e.Seq, "err", err)
+			}
+		}()
 		return nil
 	}
 }
