@@ -1,6 +1,7 @@
 package desk
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -23,6 +24,53 @@ type Demo interface {
 	Readers() [][2]string
 	// Tap holds card uid to reader id and says what the reader decided.
 	Tap(reader, uid string) (granted bool, reason string, err error)
+	// GateTerminals are the simulated gate terminals: id and name.
+	GateTerminals() [][2]string
+	// ScanPass scans a pass's code at a gate terminal and returns what
+	// its screen shows: ok, or the reason; offline when the terminal
+	// decided alone.
+	ScanPass(terminal, code string) (ok bool, reason string, offline bool, err error)
+	// ReleasePass confirms the release on the terminal (mover's ID digits).
+	ReleasePass(terminal, code, mover string) error
+}
+
+// demoGateScan scans the pass at a simulated gate terminal.
+func (d *Desk) demoGateScan(c *fiber.Ctx) error {
+	p, err := d.passByParam(c)
+	if err != nil {
+		return err
+	}
+	ok, reason, offline, err := d.Demo.ScanPass(c.FormValue("terminal"), p.Code)
+	if err != nil {
+		return err
+	}
+	lang := web.Lang(c)
+	msg := web.T(lang, "gate.ok", nil)
+	if !ok {
+		msg = web.T(lang, "gate.refused", nil) + ": " + web.T(lang, "verdict."+reason, nil)
+	}
+	if offline {
+		msg += " (" + web.T(lang, "demo.offline_check", nil) + ")"
+	}
+	return d.demoBack(c, fmt.Sprintf("/passes/%d", p.ID), c.FormValue("terminal")+": "+msg)
+}
+
+// demoGateRelease confirms the release at a simulated gate terminal.
+func (d *Desk) demoGateRelease(c *fiber.Ctx) error {
+	p, err := d.passByParam(c)
+	if err != nil {
+		return err
+	}
+	if err := d.Demo.ReleasePass(c.FormValue("terminal"), p.Code, c.FormValue("mover")); err != nil {
+		return err
+	}
+	return d.demoBack(c, fmt.Sprintf("/passes/%d", p.ID), c.FormValue("terminal")+": "+web.T(web.Lang(c), "demo.released_at_terminal", nil))
+}
+
+// demoBack shows msg once on the page at back.
+func (d *Desk) demoBack(c *fiber.Ctx, back, msg string) error {
+	c.Cookie(&fiber.Cookie{Name: "demo_tap", Value: msg, Path: "/", MaxAge: 10, HTTPOnly: true, SameSite: "Lax"})
+	return c.Redirect(back, fiber.StatusSeeOther)
 }
 
 func (d *Desk) demoPlace(c *fiber.Ctx) error {
@@ -64,5 +112,5 @@ func (d *Desk) demoData(c *fiber.Ctx, data fiber.Map) {
 	if tap != "" { // shown once
 		c.Cookie(&fiber.Cookie{Name: "demo_tap", Value: "", Path: "/", MaxAge: -1, HTTPOnly: true, SameSite: "Lax"})
 	}
-	data["Demo"] = fiber.Map{"Cards": d.Demo.Cards(), "Readers": d.Demo.Readers(), "Tap": tap}
+	data["Demo"] = fiber.Map{"Cards": d.Demo.Cards(), "Readers": d.Demo.Readers(), "Tap": tap, "Terminals": d.Demo.GateTerminals()}
 }

@@ -31,6 +31,10 @@ func (d *Desk) registerPasses(g *web.Group) {
 	g.Post("/passes/:id/cancel", web.DirectoryWriters, d.cancelPass)
 	g.Post("/passes/:id/follow-up", web.Managers, d.followUpPass)
 
+	if d.Demo != nil {
+		g.Post("/demo/passes/:id/scan", web.PassReaders, d.demoGateScan)
+		g.Post("/demo/passes/:id/release", web.PassReaders, d.demoGateRelease)
+	}
 	g.Get("/gate", web.Guards, d.gatePage)
 	g.Post("/gate/check", web.Guards, d.gateCheck)
 	g.Post("/gate/release", web.Guards, d.gateRelease)
@@ -163,6 +167,7 @@ func (d *Desk) renderPass(c *fiber.Ctx, status int, formErr error) error {
 		return err
 	}
 	data := fiber.Map{"Pass": p, "Checks": checks, "QR": template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))}
+	d.demoData(c, data)
 	if key, ok := passDone[c.Query("done")]; ok {
 		data["Flash"] = web.T(web.Lang(c), key, nil)
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"strings"
 	"sync"
+	"time"
 
 	"onecard/desk"
 	pn532sim "onecard/firmware-sim/pn532"
@@ -23,8 +25,8 @@ type demoHardware struct {
 }
 
 type demoReader struct {
-	id, name string
-	r        *reader.Reader
+	id, name, kind string
+	r              *reader.Reader
 }
 
 // desk returns the controls, or nil when nothing is simulated.
@@ -50,10 +52,55 @@ func (h *demoHardware) place(c *pn532sim.Card) {
 	h.sim.Place(c)
 }
 
-func (h *demoHardware) addReader(id, name string, r *reader.Reader) {
+func (h *demoHardware) addReader(id, name, kind string, r *reader.Reader) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.readers = append(h.readers, demoReader{id, name, r})
+	h.readers = append(h.readers, demoReader{id, name, kind, r})
+}
+
+// GateTerminals are the simulated gate terminals.
+func (h *demoHardware) GateTerminals() [][2]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out [][2]string
+	for _, r := range h.readers {
+		if r.kind == "gate-terminal" {
+			out = append(out, [2]string{r.id, r.name})
+		}
+	}
+	return out
+}
+
+func (h *demoHardware) terminal(id string) (*reader.Reader, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range h.readers {
+		if r.id == id && r.kind == "gate-terminal" {
+			return r.r, nil
+		}
+	}
+	return nil, errors.New("demo: no such gate terminal")
+}
+
+// ScanPass scans a pass code at a gate terminal.
+func (h *demoHardware) ScanPass(id, code string) (bool, string, bool, error) {
+	r, err := h.terminal(id)
+	if err != nil {
+		return false, "", false, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	v, err := r.ScanPass(ctx, code)
+	return v.OK, v.Reason, v.Offline, err
+}
+
+// ReleasePass confirms a release on a gate terminal.
+func (h *demoHardware) ReleasePass(id, code, mover string) error {
+	r, err := h.terminal(id)
+	if err != nil {
+		return err
+	}
+	return r.ReleasePass(code, mover, "")
 }
 
 // Cards lists the demo's cards, newest first.

@@ -26,7 +26,7 @@ func startDemoReaders(ctx context.Context, fl *fleetRuntime, dataDir, site strin
 			cancel()
 			return nil, err
 		}
-		hw.addReader(d.Code, d.Name, r)
+		hw.addReader(d.Code, d.Name, d.Kind, r)
 		wg.Add(1)
 		go func() { defer wg.Done(); r.Run(rctx) }()
 	}

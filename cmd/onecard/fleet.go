@@ -141,6 +141,7 @@ var demoReaders = []fleet.NewDevice{
 	{Code: "b3-door", Kind: "reader", Name: "3号楼门禁", Zones: []string{"b3"}},
 	{Code: "carpark", Kind: "reader", Name: "停车场道闸", Zones: []string{"carpark"}},
 	{Code: "lobby-1-reader", Kind: "kiosk-reader", Name: "1号楼大堂自助机读卡器", Zones: []string{"gate"}},
+	{Code: "gate-terminal-1", Kind: "gate-terminal", Name: "南门放行终端", Zones: []string{"gate"}},
 }
 
 // demoDeviceSecrets registers the demo's readers once and keeps their

@@ -208,6 +208,7 @@ func serve(args []string, isDemo bool) error {
 	if err != nil {
 		return err
 	}
+	go purgePasses(ctx, gatePasses, log.With("part", "passes"))
 	stopping := make(chan struct{})
 	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log, gatePasses)
 	if err != nil {
