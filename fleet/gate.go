@@ -10,10 +10,11 @@ import (
 	"onecard/store"
 )
 
-// EventHandler handles a fresh event (stored for the first time) inside
-// the transaction that stores it: what it writes is committed with the
-// event, exactly once, or not at all (the device then sends the event
-// again). It must return an error only when the database fails; a refusal
+// EventHandler handles an event inside the transaction that stores it:
+// what it writes for a fresh event is committed with the event, exactly
+// once, or not at all (the device then sends the event again). It is also
+// called for an event stored before (e.Replay: the device sent it again,
+// having missed the answer): it may answer again but must write nothing. It must return an error only when the database fails; a refusal
 // is an outcome to record, not an error, or the device's events stop.
 type EventHandler func(ctx context.Context, tx *store.Tx, e StoredEvent) error
 

@@ -502,6 +502,16 @@ func (s *Service) onEventBatch(ctx context.Context, batch []message) {
 					fresh = append(fresh, se)
 				} else {
 					dup++
+					if h := s.handlers[e.Kind]; h != nil {
+						// A replay (the device missed the answer): the handler
+						// may answer again, recording nothing.
+						se := StoredEvent{Device: d.m.device, Seq: int64(e.Seq), At: time.UnixMilli(e.At).UTC(), ReceivedAt: now,
+							ClockOK: e.Clock == "ok", Kind: e.Kind, Card: e.Card, Zone: e.Zone, Reason: e.Reason, Data: e.Data,
+							Mover: e.Mover, Plate: e.Plate, Offline: e.Offline, Replay: true}
+						if err := h(ctx, tx, se); err != nil {
+							return fmt.Errorf("handle replayed %s event %d of %s: %w", e.Kind, e.Seq, d.m.device, err)
+						}
+					}
 				}
 			}
 			touched[d.m.device] = d.info.id

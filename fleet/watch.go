@@ -25,6 +25,9 @@ type StoredEvent struct {
 	Mover   string `db:"-" json:"-"`
 	Plate   string `db:"-" json:"-"`
 	Offline bool   `db:"-" json:"-"`
+	// Replay: the event was stored before (the device sent it again); a
+	// handler must not record it twice.
+	Replay bool `db:"-" json:"-"`
 }
 
 // EventFilter narrows events; zero fields match all.

@@ -211,7 +211,7 @@ func gateVerdicts(b *testing.B, terminals, scans int) (floor, got []time.Duratio
 	return floor, got, floorRate, rate
 }
 
-func dial(b *testing.B, url, clientID, user, pass string) mqtt.Client {
+func dial(b testing.TB, url, clientID, user, pass string) mqtt.Client {
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
 		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(30 * time.Second)
 	c := mqtt.NewClient(o)

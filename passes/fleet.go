@@ -22,18 +22,31 @@ var GateEventKinds = []string{"pass_scan", "pass_release", "pass_mismatch"}
 // it, which it ignores; the check is recorded when the event is stored.
 func (p *Service) GateEvents(fl *fleet.Service, log *slog.Logger) fleet.EventHandler {
 	return func(ctx context.Context, tx *store.Tx, e fleet.StoredEvent) error {
+		if e.Replay {
+			if e.Kind != "pass_scan" {
+				return nil // recorded the first time
+			}
+			// The terminal missed the verdict: decide again, record nothing.
+			v, err := p.verdict(ctx, tx, e.Data, e.Zone)
+			if err != nil {
+				return err
+			}
+			go p.sendVerdict(fl, log, e, toProto(v, uint64(e.Seq)))
+			return nil
+		}
 		v, err := p.OnGateEvent(ctx, tx, GateEvent{Device: e.Device, Seq: e.Seq, Kind: e.Kind, Gate: e.Zone, Data: e.Data,
 			Mover: e.Mover, Plate: e.Plate, Offline: e.Offline})
 		if err != nil || v == nil {
 			return err
 		}
-		verdict := toProto(*v, uint64(e.Seq))
-		go func() {
-			if err := fl.SendVerdict(context.WithoutCancel(ctx), e.Device, verdict); err != nil {
-				log.Warn("gate verdict", "device", e.Device, "scan", e.Seq, "err", err)
-			}
-		}()
+		go p.sendVerdict(fl, log, e, toProto(*v, uint64(e.Seq)))
 		return nil
+	}
+}
+
+func (p *Service) sendVerdict(fl *fleet.Service, log *slog.Logger, e fleet.StoredEvent, v proto.Verdict) {
+	if err := fl.SendVerdict(context.Background(), e.Device, v); err != nil {
+		log.Warn("gate verdict", "device", e.Device, "scan", e.Seq, "err", err)
 	}
 }
 

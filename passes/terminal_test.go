@@ -6,9 +6,12 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
 	"onecard/devices/broker"
 	"onecard/firmware-sim/reader"
 	"onecard/fleet"
+	"onecard/fleet/proto"
 	"onecard/passes"
 	"onecard/store/storetest"
 )
@@ -53,7 +56,7 @@ func gateTerminals(t *testing.T, embedded bool, url string) {
 	fl.HandleEvents(s.p.GateEvents(fl, quiet), passes.GateEventKinds...)
 	secrets := map[string]string{}
 	terminals := []struct{ id, zone string }{{"gate-1", "gate"}, {"gate-2", "gate"}, {"north-1", "gate-north"}}
-	for _, d := range terminals {
+	for _, d := range append(terminals, struct{ id, zone string }{"gate-3", "gate"}) {
 		_, secret, err := fl.AddDevice(ctx, fleet.NewDevice{Code: d.id, Kind: "gate-terminal", Zones: []string{d.zone}})
 		if err != nil {
 			t.Fatal(err)
@@ -136,6 +139,37 @@ func gateTerminals(t *testing.T, embedded bool, url string) {
 	})
 	if got, _ := s.p.Pass(ctx, p.ID); got.ReleasedBy != "device:gate-1" {
 		t.Fatalf("the first release was overwritten: %+v", got)
+	}
+
+	// A terminal that missed a verdict sends its scan again: it gets the
+	// verdict again; the scan is recorded once. (gate-3 is a bare client
+	// speaking the protocol by hand.)
+	q := s.issue(t, ownerPass(s))
+	c := dial(t, url, "gate-3", "gate-3", secrets["gate-3"])
+	defer c.Disconnect(0)
+	topics := proto.Topics{Site: site.Code}
+	verdicts := make(chan proto.Verdict, 4)
+	c.Subscribe(topics.Device("gate-3", proto.KindCmd), 1, func(_ mqtt.Client, m mqtt.Message) {
+		if cmd, err := proto.Decode[proto.Command](m.Payload()); err == nil && cmd.Verdict != nil {
+			verdicts <- *cmd.Verdict
+		}
+	}).Wait()
+	scan, _ := proto.Encode(&proto.Events{V: proto.Version, Events: []proto.Event{{Seq: 1, At: time.Now().UnixMilli(), Clock: "ok", Kind: "pass_scan", Zone: "gate", Data: q.Code}}})
+	for i := range 2 {
+		c.Publish(topics.Device("gate-3", proto.KindEvt), 1, false, scan).Wait()
+		select {
+		case v := <-verdicts:
+			if !v.OK || v.Scan != 1 || v.Pass != q.Number {
+				t.Fatalf("verdict %d for the scan: %+v", i+1, v)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no verdict for the scan, sent %d times", i+1)
+		}
+	}
+	var scans int
+	s.db.Get(ctx, &scans, "SELECT COUNT(*) FROM pass_checks WHERE source = 'device:gate-3'")
+	if scans != 1 {
+		t.Fatalf("a scan sent twice recorded %d times", scans)
 	}
 }
 
