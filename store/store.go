@@ -248,15 +248,16 @@ func (db *DB) stmt(ctx context.Context, query string) *sqlx.Stmt {
 		return nil
 	}
 	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
 	if old, ok := db.stmts[query]; ok {
-		st.Close()
+		db.stmtMu.Unlock()
+		st.Close() // outside the lock: closing waits for its connections
 		return old
 	}
 	if db.stmts == nil {
 		db.stmts = map[string]*sqlx.Stmt{}
 	}
 	db.stmts[query] = st
+	db.stmtMu.Unlock()
 	return st
 }
 
