@@ -28,6 +28,7 @@ import (
 	"onecard/billing"
 	"onecard/fault"
 	"onecard/fleet"
+	"onecard/mailroom"
 	"onecard/web"
 )
 
@@ -60,6 +61,9 @@ type Screens struct {
 	CardOf func(ctx context.Context, uid string) (CardInfo, error)
 	// Stopping is closed when the server shuts down, ending streams.
 	Stopping <-chan struct{}
+	// Mail, if set, offers pickup of mail and parcels (locker doors opened
+	// here, the rest collected at the desk).
+	Mail *mailroom.Service
 	// QR offers payment by QR code (a gateway is configured).
 	QR bool
 	// PaperOut, if set, tells whether the named receipt printer ("": the
@@ -115,6 +119,9 @@ func (s *Screens) Register(app *fiber.App) {
 	g.Kiosk("POST", "/end", s.end)
 	g.Kiosk("GET", "/taps", s.tapStream)
 	g.Kiosk("GET", "/tap", s.tap)
+	if s.Mail != nil {
+		s.registerMail(g)
+	}
 }
 
 // fixedText is a translation with a literal key, or the site's name: text
@@ -173,6 +180,7 @@ func (s *Screens) page(c *fiber.Ctx, name string, data fiber.Map) ([]byte, error
 	data["Path"] = c.Path()
 	data["Idle"] = int(s.Kiosks.Idle().Seconds())
 	data["Script"] = scriptName
+	data["Mail"] = s.Mail != nil
 	var buf bytes.Buffer
 	if err := s.tmpl[lang].ExecuteTemplate(&buf, name+".html", data); err != nil {
 		return nil, err

@@ -104,6 +104,32 @@ func (s *Service) SetDoors(ctx context.Context, doors []DoorInput) error {
 	if _, err := staff(ctx); err != nil {
 		return err
 	}
+	return s.setDoors(ctx, doors)
+}
+
+// InitDoors configures a bank none of whose doors is configured yet: n
+// doors, the first third small, the next medium, the last large (the
+// desk changes them). onecard serve runs it at start, as the system.
+func (s *Service) InitDoors(ctx context.Context, n int) error {
+	doors, err := s.Doors(ctx)
+	if err != nil || len(doors) > 0 {
+		return err
+	}
+	in := make([]DoorInput, n)
+	for i := range in {
+		size := "S"
+		switch {
+		case i >= 2*n/3:
+			size = "L"
+		case i >= n/3:
+			size = "M"
+		}
+		in[i] = DoorInput{Number: i + 1, Size: size}
+	}
+	return s.setDoors(auth.WithActor(ctx, auth.System), in)
+}
+
+func (s *Service) setDoors(ctx context.Context, doors []DoorInput) error {
 	most := 256
 	if s.locker != nil {
 		most = s.locker.Doors()

@@ -223,6 +223,20 @@ func lockedErr(d time.Duration) *fault.Error {
 // again; a door that does not open leaves it waiting, marked for
 // attention, and the kiosk may try again within the window.
 func (s *Service) OpenForPickup(ctx context.Context, itemID int64, source string) (Command, error) {
+	return s.openForPickup(ctx, itemID, source, "")
+}
+
+// OpenForOwner is OpenForPickup for a resident the kiosk at source has
+// identified (their one-card, or the unit and its PIN) as living in unit:
+// no code needed for the unit's own items; the item's code is used up.
+func (s *Service) OpenForOwner(ctx context.Context, itemID int64, source, unit string) (Command, error) {
+	if strings.TrimSpace(unit) == "" {
+		return Command{}, fault.Invalid("unit", "unit_required")
+	}
+	return s.openForPickup(ctx, itemID, source, unit)
+}
+
+func (s *Service) openForPickup(ctx context.Context, itemID int64, source, unit string) (Command, error) {
 	if _, err := operator(ctx); err != nil {
 		return Command{}, err
 	}
@@ -239,13 +253,25 @@ func (s *Service) OpenForPickup(ctx context.Context, itemID int64, source string
 		if it.CollectAt != "locker" {
 			return fault.Forbidden("collect_at_desk")
 		}
-		var n int
-		if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM mail_pickup_codes WHERE item_id = ? AND state = 'used' AND used_by = ? AND used_at > ?`,
-			itemID, source, s.now().Add(-s.o.PickupWindow)); err != nil {
-			return err
-		}
-		if n == 0 {
-			return fault.Forbidden("pickup_code_required")
+		if unit != "" {
+			// Identified at the kiosk: the unit's own items only; the
+			// code the resident was sent stops working.
+			if it.Unit != unit {
+				return fault.NotFound("item_not_found")
+			}
+			if _, err := tx.Exec(ctx, "UPDATE mail_pickup_codes SET state = 'used', used_at = ?, used_by = ? WHERE item_id = ? AND state = 'active'",
+				s.now(), source, itemID); err != nil {
+				return err
+			}
+		} else {
+			var n int
+			if err := tx.Get(ctx, &n, `SELECT COUNT(*) FROM mail_pickup_codes WHERE item_id = ? AND state = 'used' AND used_by = ? AND used_at > ?`,
+				itemID, source, s.now().Add(-s.o.PickupWindow)); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fault.Forbidden("pickup_code_required")
+			}
 		}
 		var doorID int64
 		if err := tx.Get(ctx, &doorID, "SELECT door_id FROM mail_items WHERE id = ?", itemID); err != nil {

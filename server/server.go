@@ -25,6 +25,7 @@ import (
 	"onecard/fleet"
 	"onecard/gateway"
 	"onecard/kiosk"
+	"onecard/mailroom"
 	"onecard/passes"
 	"onecard/printing"
 	"onecard/store"
@@ -64,6 +65,9 @@ type Deps struct {
 	Terminals map[string]*terminal.Terminal
 	// Passes are the move-out gate passes (nil in tests of other parts).
 	Passes *passes.Service
+	// Mail is the mail room (nil: none); Scans the desk scanner's codes.
+	Mail  *mailroom.Service
+	Scans func() (<-chan string, func())
 	// Cards is the one-card register (nil in tests of other parts).
 	Cards *cards.Register
 	// Demo stands in for touching the demo's simulated hardware (nil
@@ -155,7 +159,7 @@ func New(d Deps) (*App, error) {
 	}
 	if d.Kiosks != nil && d.Billing != nil {
 		ks := &kiosk.Screens{Kiosks: d.Kiosks, Billing: d.Billing, Guard: guard, Site: d.Estate.Site().Name, Stopping: d.Stopping,
-			QR: d.Gateway != nil}
+			QR: d.Gateway != nil, Mail: d.Mail}
 		ks.PaperOut = func(ctx context.Context, name string) bool {
 			p := d.Printer
 			if name != "" {

@@ -15,47 +15,54 @@ import (
 // environment variable ONECARD_<NAME>, or a file named by
 // ONECARD_<NAME>_FILE (for secrets); a flag wins over the environment.
 type config struct {
-	Addr            string
-	DataDir         string
-	DB              string
-	Site            string
-	SiteName        string
-	TimeZone        string
-	LogLevel        string
-	LogFormat       string
-	TLSCert         string
-	TLSKey          string
-	SecureCookies   bool
-	ShutdownTimeout time.Duration
-	LoginLimit      int
-	Encoder         string
-	EncoderBaud     int
-	CardSector      int
-	CardMasterKey   string
-	CardMACKey      string
-	MQTT            string
-	MQTTListen      string
-	MQTTUser        string
-	MQTTPassword    string
-	MonitorPassword string
-	MQTTTLSCert     string
-	MQTTTLSKey      string
-	MemoryLimit     string
-	Holidays        string
-	Gateway         string
-	GatewayMerchant string
-	GatewayKey      string
-	GatewayPub      string
-	PublicURL       string
-	Printer         string
-	PrinterBaud     int
-	Payterm         string
-	KioskPrinters   string
-	PassKey         string
-	Gates           string
-	PassRetention   time.Duration
-	KioskPayterms   string
-	PaytermBaud     int
+	Addr              string
+	DataDir           string
+	DB                string
+	Site              string
+	SiteName          string
+	TimeZone          string
+	LogLevel          string
+	LogFormat         string
+	TLSCert           string
+	TLSKey            string
+	SecureCookies     bool
+	ShutdownTimeout   time.Duration
+	LoginLimit        int
+	Encoder           string
+	EncoderBaud       int
+	CardSector        int
+	CardMasterKey     string
+	CardMACKey        string
+	MQTT              string
+	MQTTListen        string
+	MQTTUser          string
+	MQTTPassword      string
+	MonitorPassword   string
+	MQTTTLSCert       string
+	MQTTTLSKey        string
+	MemoryLimit       string
+	Holidays          string
+	Gateway           string
+	GatewayMerchant   string
+	GatewayKey        string
+	GatewayPub        string
+	PublicURL         string
+	Printer           string
+	PrinterBaud       int
+	Payterm           string
+	KioskPrinters     string
+	PassKey           string
+	Locker            string
+	LockerBaud        int
+	LockerDoors       int
+	Scanner           string
+	ScannerBaud       int
+	MailWebhook       string
+	MailWebhookSecret string
+	Gates             string
+	PassRetention     time.Duration
+	KioskPayterms     string
+	PaytermBaud       int
 	// mqttListenFallback lets the demo take any free port when the
 	// default MQTT port is taken.
 	mqttListenFallback bool
@@ -119,6 +126,19 @@ func options(c *config) []option {
 		{"pass-retention", "how long gate-pass records are kept (the audit log keeps its rows)", func(fs *flag.FlagSet, n, h string) {
 			fs.DurationVar(&c.PassRetention, n, 365*24*time.Hour, h)
 		}},
+		{"locker", "serial port of the parcel-locker bank's RS-485 line (docs/locker.md); empty for none", str(&c.Locker, "")},
+		{"locker-baud", "the locker boards' baud rate", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.LockerBaud, n, 19200, h)
+		}},
+		{"locker-doors", "how many doors the locker bank has (16 a board)", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.LockerDoors, n, 48, h)
+		}},
+		{"scanner", "serial port of the desk's barcode scanner (docs/scanner.md); empty for none (a keyboard-wedge scanner needs nothing)", str(&c.Scanner, "")},
+		{"scanner-baud", "the barcode scanner's baud rate", func(fs *flag.FlagSet, n, h string) {
+			fs.IntVar(&c.ScannerBaud, n, 9600, h)
+		}},
+		{"mail-webhook", "URL of an SMS gateway's webhook for mail notices (signed JSON POSTs); empty: notices go to the log", str(&c.MailWebhook, "")},
+		{"mail-webhook-secret-file", "file with the key the webhook's requests are signed with (HMAC-SHA256)", str(&c.MailWebhookSecret, "")},
 		{"kiosk-printers", "the kiosks' receipt printers, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB3); a kiosk's registration names its printer", str(&c.KioskPrinters, "")},
 		{"kiosk-payterms", "the kiosks' payment terminals, NAME=PORT comma-separated (lobby-1=/dev/ttyUSB4)", str(&c.KioskPayterms, "")},
 		{"gateway", "QR payment gateway API URL (docs/gateway.md); empty for none", str(&c.Gateway, "")},

@@ -87,6 +87,7 @@ var serveOptions = []string{"addr", "data-dir", "db", "site", "site-name", "time
 	"mqtt", "mqtt-listen", "mqtt-user", "mqtt-password", "mqtt-tls-cert", "mqtt-tls-key", "monitor-password", "memory-limit",
 	"printer", "printer-baud", "payterm", "payterm-baud", "kiosk-printers", "kiosk-payterms", "holidays",
 	"pass-key-file", "gates", "pass-retention",
+	"locker", "locker-baud", "locker-doors", "scanner", "scanner-baud", "mail-webhook", "mail-webhook-secret-file",
 	"gateway", "gateway-merchant", "gateway-key-file", "gateway-public-key-file", "public-url"}
 
 func newLogger(c *config) (*slog.Logger, error) {
@@ -209,6 +210,14 @@ func serve(args []string, isDemo bool) error {
 		return err
 	}
 	go purgePasses(ctx, gatePasses, log.With("part", "passes"))
+	mailRoom, err := startMail(ctx, c, db, es, isDemo, log)
+	if err != nil {
+		return err
+	}
+	var scans func() (<-chan string, func())
+	if mailRoom.scans != nil {
+		scans = mailRoom.scans.Watch
+	}
 	stopping := make(chan struct{})
 	fl, err := startFleet(ctx, c, db, es.Site().ID, es.Site().Code, log, gatePasses)
 	if err != nil {
@@ -236,7 +245,7 @@ func serve(args []string, isDemo bool) error {
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: log, Cards: register, Kiosks: kiosks,
 		SecureCookies: c.SecureCookies || c.TLSCert != "", LoginLimit: c.LoginLimit, Encoder: station,
 		Fleet: fl.Service, BrokerUp: fl.Bus.Connected, BrokerStats: fl.brokerStats(), Stopping: stopping,
-		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Printers: books.printers, Terminals: books.terminals, Passes: gatePasses, Demo: hw.desk(), Gateway: books.gateway})
+		Billing: books.Service, Printer: books.printer, Terminal: books.terminal, Printers: books.printers, Terminals: books.terminals, Passes: gatePasses, Mail: mailRoom.Service, Scans: scans, Demo: hw.desk(), Gateway: books.gateway})
 	if err != nil {
 		return err
 	}

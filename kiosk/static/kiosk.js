@@ -45,9 +45,10 @@
   // The keypad types into the field last touched.
   var pad = document.getElementById('keypad');
   if (pad) {
-    var field = document.getElementById('unit');
+    var field = document.getElementById('unit') || document.getElementById('pin');
     ['unit', 'pin'].forEach(function (id) {
       var el = document.getElementById(id);
+      if (!el) return;
       el.addEventListener('focus', function () { field = el; });
       el.addEventListener('pointerdown', function () { field = el; });
     });
