@@ -19,6 +19,7 @@ import (
 	"onecard/estate"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/mailroom"
 	"onecard/passes"
 	"onecard/server"
 	"onecard/store"
@@ -39,6 +40,7 @@ type env struct {
 	cards  *cards.Register
 	kiosks *kiosk.Service
 	passes *passes.Service
+	mail   *mailroom.Service
 }
 
 func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db, billing.Options{}) }
@@ -46,6 +48,10 @@ func start(t *testing.T, db *store.DB) *env { t.Helper(); return startWith(t, db
 // harnessFleet, if set, gives the next start a running fleet (a test with
 // a broker and readers).
 var harnessFleet func(es *estate.Service) *fleet.Service
+
+// mailOptions are the mail room's options for the next start (a test
+// gives it a locker bank).
+var mailOptions mailroom.Options
 
 // kioskOptions are the kiosks' options for the next start (a test may
 // shorten the idle time; tests here do not run in parallel).
@@ -106,16 +112,22 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	if err != nil {
 		t.Fatal(err)
 	}
+	mo := mailOptions
+	mo.Log = quiet
+	mail, err := mailroom.Open(ctx, db, es.Site(), mo)
+	if err != nil {
+		t.Fatal(err)
+	}
 	kiosks := kiosk.New(db, es, kioskOptions)
 	stopping := make(chan struct{}) // closed at the end: live streams stop
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
-		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping, Passes: gatePasses})
+		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping, Passes: gatePasses, Mail: mail})
 	if err != nil {
 		t.Fatal(err)
 	}
 	go app.Listener(ln)
 	t.Cleanup(func() { close(stopping); app.Shutdown() })
-	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks, passes: gatePasses}
+	return &env{t: t, db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks, passes: gatePasses, mail: mail}
 }
 
 // kioskClient is a browser enrolled as a kiosk (registered on first use).

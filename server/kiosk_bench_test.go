@@ -29,6 +29,7 @@ import (
 	"onecard/estate"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/mailroom"
 	"onecard/server"
 	"onecard/store"
 	"onecard/store/storetest"
@@ -139,9 +140,15 @@ func benchStart(b *testing.B, db *store.DB) *env {
 		b.Fatal(err)
 	}
 	kiosks := kiosk.New(db, es, kiosk.Options{}) // the defaults: sessions idle out after 60 s
+	mo := mailOptions
+	mo.Log = quiet
+	mail, err := mailroom.Open(ctx, db, es.Site(), mo)
+	if err != nil {
+		b.Fatal(err)
+	}
 	stopping := make(chan struct{})
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg,
-		Kiosks: kiosks, Stopping: stopping})
+		Kiosks: kiosks, Stopping: stopping, Mail: mail})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -151,7 +158,7 @@ func benchStart(b *testing.B, db *store.DB) *env {
 	}
 	go app.Listener(ln)
 	b.Cleanup(func() { close(stopping); app.Shutdown() })
-	return &env{db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks}
+	return &env{db: db, app: app, url: "http://" + ln.Addr().String(), auth: as, es: es, bill: bill, cards: reg, kiosks: kiosks, mail: mail}
 }
 
 // kioskBenchNow is 2026-12-20 10:00 at the site, after the December

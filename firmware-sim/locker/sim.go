@@ -43,6 +43,10 @@ type Options struct {
 	// Log receives unlocks and faults at info, status queries and ignored
 	// frames at debug; nil discards.
 	Log *slog.Logger
+	// OnUnlock, if set, is called with the door an unlock frame names as
+	// soon as the frame has arrived (before the board answers): benchmarks
+	// time "until the unlock is on the wire" with it.
+	OnUnlock func(door int)
 }
 
 // Sim is a simulated locker bank. Its methods are safe for concurrent use;
@@ -343,6 +347,9 @@ func (s *Sim) frames(ctx context.Context, w io.Writer, rx []byte) ([]byte, error
 // request acts on one request and answers it.
 func (s *Sim) request(ctx context.Context, w io.Writer, addr, cmd byte) error {
 	board, lock := int(addr>>4), int(addr&0x0F)
+	if cmd == cmdUnlock && s.opt.OnUnlock != nil {
+		s.opt.OnUnlock(board*LocksPerBoard + lock + 1)
+	}
 	s.mu.Lock()
 	if board >= len(s.silent) || (cmd != cmdStatus && cmd != cmdUnlock) {
 		s.ignored++
