@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,7 +27,10 @@ import (
 //     applied the last one.
 //   - snapshot: a new reader joins a zone of E entries (default 10,000;
 //     full size ONECARD_BENCH_ENTRIES=100000); time until it has applied
-//     the snapshot.
+//     the snapshot. The zone was filled before the server started, which
+//     has loaded it into memory (warm); then a second new reader joins
+//     once the server has forgotten it (cold: read from the database, as
+//     straight after a start).
 func BenchmarkCatchUp(b *testing.B) {
 	changes := envInt("ONECARD_BENCH_CHANGES", 1000)
 	entries := envInt("ONECARD_BENCH_ENTRIES", 10000)
@@ -35,10 +39,17 @@ func BenchmarkCatchUp(b *testing.B) {
 		w := newBenchWorld(b, db, []fleet.NewDevice{
 			{Code: "late-1", Kind: "reader", Zones: []string{"gate"}},
 			{Code: "new-1", Kind: "reader", Zones: []string{"big"}},
+			{Code: "new-2", Kind: "reader", Zones: []string{"big"}},
 			{Code: "floor-1", Kind: "reader", Zones: []string{"floor"}},
 		})
+		preload(b, db, w, "big", entries)
 		ctx, cancel := context.WithCancel(context.Background())
 		w.startService(b, ctx)
+		for deadline := time.Now().Add(time.Minute); !w.fleet.Warmed(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("whitelists never loaded")
+			}
+		}
 
 		// Offline across many changes.
 		late := startReader(b, ctx, w, "late-1", "gate")
@@ -58,32 +69,37 @@ func BenchmarkCatchUp(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		offline := time.Since(start)
-		offBytes, offMsgs := sent()
+		offSent := sent()
 
-		// A new reader and a big zone.
-		preload(b, db, w, "big", entries)
-		sent = w.countSent(b, "new-1")
-		start = time.Now()
-		nr := startReader(b, ctx, w, "new-1", "big")
-		for nr.Whitelist("big") != entries {
-			time.Sleep(time.Millisecond)
+		// A new reader and a big zone, warm and cold.
+		newReader := func(id string) (time.Duration, [][]byte) {
+			sent := w.countSent(b, id)
+			start := time.Now()
+			nr := startReader(b, ctx, w, id, "big")
+			for nr.Whitelist("big") != entries {
+				time.Sleep(time.Millisecond)
+			}
+			return time.Since(start), sent()
 		}
-		snap := time.Since(start)
-		snapBytes, snapMsgs := sent()
+		snap, snapSent := newReader("new-1")
+		w.fleet.DropCache()
+		cold, _ := newReader("new-2")
 
-		offFloor := w.floorTransfer(b, offMsgs, offBytes, true)
-		snapFloor := w.floorTransfer(b, snapMsgs, snapBytes, false)
+		offFloor := w.floorTransfer(b, offSent)
+		snapFloor := w.floorTransfer(b, snapSent)
 		cancel()
 		b.ReportMetric(float64(offline.Milliseconds()), "offline-ms")
 		b.ReportMetric(float64(offFloor.Milliseconds()), "offline-floor-ms")
 		b.ReportMetric(float64(offline)/float64(offFloor), "offline-ratio")
-		b.ReportMetric(float64(offBytes), "offline-bytes")
-		b.ReportMetric(float64(offMsgs), "offline-msgs")
-		b.ReportMetric(float64(snapMsgs), "snapshot-msgs")
+		b.ReportMetric(float64(size(offSent)), "offline-bytes")
+		b.ReportMetric(float64(len(offSent)), "offline-msgs")
+		b.ReportMetric(float64(len(snapSent)), "snapshot-msgs")
 		b.ReportMetric(float64(snap.Milliseconds()), "snapshot-ms")
 		b.ReportMetric(float64(snapFloor.Milliseconds()), "snapshot-floor-ms")
 		b.ReportMetric(float64(snap)/float64(snapFloor), "snapshot-ratio")
-		b.ReportMetric(float64(snapBytes), "snapshot-bytes")
+		b.ReportMetric(float64(size(snapSent)), "snapshot-bytes")
+		b.ReportMetric(float64(cold.Milliseconds()), "cold-snapshot-ms")
+		b.ReportMetric(float64(cold)/float64(snapFloor), "cold-snapshot-ratio")
 	}
 }
 
@@ -104,40 +120,47 @@ func (w *world) waitOnline(b *testing.B, r *reader.Reader) {
 	}
 }
 
-// countSent counts the whitelist bytes and messages sent to one device
-// from now on (its wl and snap topics), as a monitor sees them.
-func (w *world) countSent(b *testing.B, id string) func() (int64, int64) {
-	var bytes, msgs atomic.Int64
+// countSent records the whitelist messages sent to one device from now on
+// (its wl and snap topics), as a monitor sees them.
+func (w *world) countSent(b *testing.B, id string) func() [][]byte {
+	var mu sync.Mutex
+	var got [][]byte
 	c := dialBench(b, w.url, "count."+id, fleet.ServerUser, serverSecret)
 	for _, k := range []string{proto.KindWL, proto.KindSnap} {
 		c.Subscribe(w.topics.Device(id, k), 1, func(_ mqtt.Client, m mqtt.Message) {
-			bytes.Add(int64(len(m.Payload())))
-			msgs.Add(1)
+			mu.Lock()
+			got = append(got, m.Payload())
+			mu.Unlock()
 		}).Wait()
 	}
-	return func() (int64, int64) {
-		defer c.Disconnect(0)
-		return bytes.Load(), msgs.Load()
+	return func() [][]byte {
+		c.Disconnect(0)
+		mu.Lock()
+		defer mu.Unlock()
+		return got
 	}
 }
 
-// floorTransfer sends msgs messages totalling bytes through the broker to
-// a bare client, as fast as QoS 1 allows with the server's window of
-// unacknowledged publishes, and times their arrival. With reconnect, the
-// time includes the bare client's connecting and subscribing, as a reader
-// coming back online does.
-func (w *world) floorTransfer(b *testing.B, msgs, bytes int64, reconnect bool) time.Duration {
+func size(msgs [][]byte) (n int64) {
+	for _, m := range msgs {
+		n += int64(len(m))
+	}
+	return n
+}
+
+// floorTransfer sends the same messages through the broker to a bare
+// client, as fast as QoS 1 allows with the server's window of
+// unacknowledged publishes, and times their arrival, from the bare
+// client's connecting and subscribing, as the reader's time runs from its
+// connecting.
+func (w *world) floorTransfer(b *testing.B, payloads [][]byte) time.Duration {
+	msgs := int64(len(payloads))
 	if msgs == 0 {
 		return time.Nanosecond
 	}
-	size := int(bytes / msgs)
 	var got atomic.Int64
 	done := make(chan struct{})
 	tx := dialBench(b, w.url, "floor.tx", fleet.ServerUser, serverSecret)
-	payload := make([]byte, size)
-	for i := range payload {
-		payload[i] = 'x'
-	}
 	start := time.Now()
 	rx := dialBench(b, w.url, "floor-1", "floor-1", w.secrets["floor-1"])
 	rx.Subscribe(w.topics.Device("floor-1", proto.KindSnap), 1, func(_ mqtt.Client, _ mqtt.Message) {
@@ -145,17 +168,14 @@ func (w *world) floorTransfer(b *testing.B, msgs, bytes int64, reconnect bool) t
 			close(done)
 		}
 	}).Wait()
-	if !reconnect {
-		start = time.Now()
-	}
 	// As many in flight as the server allows a snapshot (16).
 	var inflight []mqtt.Token
-	for i := int64(0); i < msgs; i++ {
+	for _, p := range payloads {
 		if len(inflight) == 16 {
 			inflight[0].Wait()
 			inflight = inflight[1:]
 		}
-		inflight = append(inflight, tx.Publish(w.topics.Device("floor-1", proto.KindSnap), 1, false, payload))
+		inflight = append(inflight, tx.Publish(w.topics.Device("floor-1", proto.KindSnap), 1, false, p))
 	}
 	<-done
 	d := time.Since(start)

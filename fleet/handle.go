@@ -282,16 +282,37 @@ func (s *Service) sendSnapshot(ctx context.Context, device string, zoneID int64,
 }
 
 // sendSnapshotTracked is sendSnapshot, reporting progress as chunks reach
-// the broker. The chunks are read page by page from one consistent view
-// of the database and published as they are read, several in flight, so
-// reading, publishing and the device's parsing overlap.
+// the broker. The chunks come from the cache (snapcache.go) when it holds
+// the zone at its current sequence; otherwise they are read page by page
+// from one consistent view of the database and published as they are
+// read, several in flight, so reading, publishing and the device's parsing
+// overlap, and what was read fills the cache.
 func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID int64, zone string, progress func(seq int64, entries, sent int)) error {
+	var seq int64
+	if err := s.db.Get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zoneID); err != nil {
+		return fmt.Errorf("snapshot %s: %w", zone, err)
+	}
+	if chunks, counts, ok := s.cache.get(zoneID, seq); ok {
+		s.stats.SnapshotsCached.Add(1)
+		total := 0
+		for _, n := range counts {
+			total += n
+		}
+		return s.publishSnapshot(ctx, device, zone, seq, total, len(chunks), progress, func(emit func(string, int) bool) error {
+			for i := range chunks {
+				if !emit(chunks[i], counts[i]) {
+					break
+				}
+			}
+			return nil
+		})
+	}
+	s.stats.SnapshotsRead.Add(1)
 	view, err := s.readView(ctx)
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", zone, err)
 	}
 	defer view.close()
-	var seq int64
 	var total int
 	if err := view.get(ctx, &seq, "SELECT seq FROM zones WHERE id = ?", zoneID); err != nil {
 		return fmt.Errorf("snapshot %s: %w", zone, err)
@@ -299,10 +320,105 @@ func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID
 	if err := view.get(ctx, &total, "SELECT COUNT(*) FROM wl_entries WHERE zone_id = ?", zoneID); err != nil {
 		return fmt.Errorf("snapshot %s: %w", zone, err)
 	}
+	chunks := max((total+proto.MaxSnapshotEntries-1)/proto.MaxSnapshotEntries, 1)
+	rows := &zoneRows{seq: seq}
+	err = s.publishSnapshot(ctx, device, zone, seq, total, chunks, progress, func(emit func(string, int) bool) error {
+		return readChunks(ctx, view, zoneID, total, func(chunk string, n int) bool {
+			rows.add(chunk, n)
+			return emit(chunk, n)
+		})
+	})
+	if err == nil && rows.total == total {
+		s.cache.put(zoneID, rows)
+	}
+	return err
+}
+
+// readChunks reads a zone's entries from view in pages of pageChunks
+// chunks, each page joined by the database into one string of rows, and
+// calls emit with each chunk until it returns false. The entries were
+// validated when their change was recorded and are stored in their row
+// form, so they go out as they are.
+func readChunks(ctx context.Context, view view, zoneID int64, total int, emit func(rows string, n int) bool) error {
+	if total == 0 {
+		emit("", 0)
+		return nil
+	}
+	after, read := "", 0
+	for read < total {
+		var page struct {
+			Rows sql.NullString `db:"rows"`
+			N    int            `db:"n"`
+			Last sql.NullString `db:"last"`
+		}
+		err := view.get(ctx, &page, `SELECT string_agg(entry, CAST(? AS TEXT)) AS rows, COUNT(*) AS n, MAX(card) AS last
+			FROM (SELECT card, entry FROM wl_entries WHERE zone_id = ? AND card > ? ORDER BY card LIMIT ?) p`,
+			"\n", zoneID, after, pageChunks*proto.MaxSnapshotEntries)
+		if err == nil && (page.N == 0 || read+page.N > total) {
+			err = fmt.Errorf("%d entries counted, %d read", total, read+page.N)
+		}
+		if err != nil {
+			return err
+		}
+		read += page.N
+		after = page.Last.String
+		rows := page.Rows.String
+		for n := page.N; n > 0; n -= proto.MaxSnapshotEntries {
+			k, end := min(n, proto.MaxSnapshotEntries), len(rows)
+			if n > proto.MaxSnapshotEntries {
+				end = nthIndex(rows, '\n', k)
+			}
+			if !emit(rows[:end], k) {
+				return nil
+			}
+			rows = rows[min(end+1, len(rows)):]
+		}
+	}
+	return nil
+}
+
+// publishSnapshot publishes the chunks that produce emits as one snapshot
+// of zone at seq, with up to snapWindow chunks awaiting the broker's
+// acknowledgement, producing on its own goroutine.
+func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq int64, total, chunks int,
+	progress func(seq int64, entries, sent int), produce func(emit func(rows string, n int) bool) error) error {
 	id := make([]byte, 6)
 	rand.Read(id)
 	snap := "s" + hex.EncodeToString(id)
-	chunks := max((total+proto.MaxSnapshotEntries-1)/proto.MaxSnapshotEntries, 1)
+	type chunk struct {
+		b   []byte
+		n   int
+		err error
+	}
+	out := make(chan chunk, snapWindow)
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		defer close(out)
+		c := 0
+		err := produce(func(rows string, n int) bool {
+			b, err := proto.AppendSnapshot(nil, proto.SnapshotHeader{Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, N: n}, rows)
+			if err == nil && len(b) > proto.MaxPayload {
+				err = fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
+			}
+			c++
+			select {
+			case out <- chunk{b, n, err}:
+				return err == nil
+			case <-pctx.Done():
+				return false
+			}
+		})
+		if err == nil && c != chunks && pctx.Err() == nil {
+			err = fmt.Errorf("%d chunks announced, %d made", chunks, c)
+		}
+		if err != nil {
+			select {
+			case out <- chunk{err: fmt.Errorf("snapshot %s: %w", zone, err)}:
+			case <-pctx.Done():
+			}
+		}
+	}()
 	sent := 0
 	var inflight []func(context.Context) error
 	var counts []int
@@ -317,71 +433,6 @@ func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID
 		}
 		return nil
 	}
-	// Read ahead while publishing: pages of pageChunks chunks, each page
-	// joined by the database into one string of rows. The entries were
-	// validated when their change was recorded and are stored in their row
-	// form, so they go out as they are.
-	type chunk struct {
-		b   []byte
-		n   int
-		err error
-	}
-	out := make(chan chunk, snapWindow)
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		defer close(out)
-		after, c := "", 0
-		emit := func(rows string, n int) bool {
-			b, err := proto.AppendSnapshot(nil, proto.SnapshotHeader{Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, N: n}, rows)
-			if err == nil && len(b) > proto.MaxPayload {
-				err = fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
-			}
-			c++
-			select {
-			case out <- chunk{b, n, err}:
-				return err == nil
-			case <-rctx.Done():
-				return false
-			}
-		}
-		if total == 0 {
-			emit("", 0)
-			return
-		}
-		for c < chunks {
-			var page struct {
-				Rows sql.NullString `db:"rows"`
-				N    int            `db:"n"`
-				Last sql.NullString `db:"last"`
-			}
-			err := view.get(rctx, &page, `SELECT string_agg(entry, CAST(? AS TEXT)) AS rows, COUNT(*) AS n, MAX(card) AS last
-				FROM (SELECT card, entry FROM wl_entries WHERE zone_id = ? AND card > ? ORDER BY card LIMIT ?) p`,
-				"\n", zoneID, after, pageChunks*proto.MaxSnapshotEntries)
-			if err == nil && page.N == 0 {
-				err = fmt.Errorf("%d entries counted, %d read", total, c*proto.MaxSnapshotEntries)
-			}
-			if err != nil {
-				select {
-				case out <- chunk{err: fmt.Errorf("snapshot %s: %w", zone, err)}:
-				case <-rctx.Done():
-				}
-				return
-			}
-			after = page.Last.String
-			rows := page.Rows.String
-			for n := page.N; n > 0; n -= proto.MaxSnapshotEntries {
-				k, end := min(n, proto.MaxSnapshotEntries), len(rows)
-				if n > proto.MaxSnapshotEntries {
-					end = nthIndex(rows, '\n', k)
-				}
-				if !emit(rows[:end], k) {
-					return
-				}
-				rows = rows[min(end+1, len(rows)):]
-			}
-		}
-	}()
 	for ch := range out {
 		if ch.err != nil {
 			return ch.err

@@ -74,9 +74,12 @@ type Service struct {
 	// snapped is the last snapshot sent to each device and zone, so a
 	// sync that crossed it on the way is not answered with another.
 	snapped map[string]snapSent
-	wake    chan struct{} // the outbox has news
-	work    chan message  // received messages, handled in order per device
-	stats   Stats
+	// cache holds each zone's whitelist as snapshot chunks (snapcache.go).
+	cache  snapCache
+	warmed atomic.Bool
+	wake   chan struct{} // the outbox has news
+	work   chan message  // received messages, handled in order per device
+	stats  Stats
 }
 
 // Stats count what the fleet rejected or did (for /metrics).
@@ -86,6 +89,9 @@ type Stats struct {
 	Events     atomic.Int64 // events stored (new)
 	Duplicates atomic.Int64 // events received again
 	Dropped    atomic.Int64 // acknowledgements or events dropped on a full queue
+	// Snapshots sent from memory and read from the database.
+	SnapshotsCached atomic.Int64
+	SnapshotsRead   atomic.Int64
 }
 
 // New returns the fleet service of a site.
@@ -174,6 +180,7 @@ func (s *Service) Change(ctx context.Context, tx *store.Tx, zone string, ops []p
 		s.topics.Zone(zone), string(payload), false, now); err != nil {
 		return 0, fmt.Errorf("fleet: outbox: %w", err)
 	}
+	tx.AfterCommit(func() { s.cache.change(zid, int64(seq), ops) })
 	return seq, nil
 }
 
@@ -209,6 +216,7 @@ func (s *Service) Run(ctx context.Context, bus Bus) error {
 	}
 	go s.handle(ctx)
 	go s.sweep(ctx)
+	go s.warmCache(ctx)
 	go s.flushAcks(ctx, 100*time.Millisecond)
 	return s.publishOutbox(ctx)
 }

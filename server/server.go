@@ -213,6 +213,8 @@ func registerFleetMetrics(reg *prometheus.Registry, d Deps) {
 		counter("onecard_fleet_published_total", "Outbox messages published.", func() float64 { return float64(st.Published.Load()) })
 		counter("onecard_fleet_events_total", "Access events stored.", func() float64 { return float64(st.Events.Load()) })
 		counter("onecard_fleet_event_duplicates_total", "Access events received again (replays), not stored twice.", func() float64 { return float64(st.Duplicates.Load()) })
+		counter("onecard_fleet_snapshots_cached_total", "Whitelist snapshots sent from memory.", func() float64 { return float64(st.SnapshotsCached.Load()) })
+		counter("onecard_fleet_snapshots_read_total", "Whitelist snapshots read from the database (a zone not yet in memory).", func() float64 { return float64(st.SnapshotsRead.Load()) })
 	}
 	if bs := d.BrokerStats; bs != nil {
 		counter("onecard_mqtt_connects_refused_total", "Broker logins refused.", func() float64 { return float64(bs().ConnectsRefused) })

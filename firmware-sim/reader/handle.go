@@ -87,12 +87,11 @@ func (r *Reader) handle(m inMsg) {
 		}
 		r.change(c)
 	case proto.KindSnap:
-		s, err := proto.Decode[proto.Snapshot](m.payload)
-		if err != nil {
+		if err := proto.DecodeSnapshot(m.payload, &r.snapBuf); err != nil {
 			r.reject(m.topic, err)
 			return
 		}
-		r.snapshot(s)
+		r.snapshot(r.snapBuf)
 	case proto.KindEvtAck:
 		a, err := proto.Decode[proto.EventAck](m.payload)
 		if err != nil {

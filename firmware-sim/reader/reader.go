@@ -92,6 +92,7 @@ type Reader struct {
 	inKick  chan struct{}
 	snapsMu sync.Mutex // only the handling goroutine uses snaps; this keeps PowerLoss's reset safe
 	snaps   map[string]*assembly
+	snapBuf proto.Snapshot // the chunk being decoded (handling goroutine only)
 
 	mu sync.Mutex
 	// persisted

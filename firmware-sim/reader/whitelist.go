@@ -2,7 +2,6 @@ package reader
 
 import (
 	"cmp"
-	"encoding/hex"
 	"slices"
 
 	"onecard/fleet/proto"
@@ -50,9 +49,28 @@ func parseUID(card string) (uid, bool) {
 	if len(card) > 2*len(u.b) || len(card)%2 != 0 {
 		return u, false
 	}
-	n, err := hex.Decode(u.b[:], []byte(card))
-	u.n = uint8(n)
-	return u, err == nil
+	for i := 0; i < len(card); i += 2 {
+		hi, ok1 := fromHex(card[i])
+		lo, ok2 := fromHex(card[i+1])
+		if !ok1 || !ok2 {
+			return uid{}, false
+		}
+		u.b[i/2] = hi<<4 | lo
+	}
+	u.n = uint8(len(card) / 2)
+	return u, true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 func (u uid) String() string {
@@ -187,10 +205,12 @@ func (b *builder) add(es []proto.Entry) {
 	}
 }
 
-// done sorts the records (the server sends them sorted, so this is cheap)
-// and keeps the last of any card given twice.
+// done sorts the records (the server mostly sends them sorted: then only
+// checked) and keeps the last of any card given twice.
 func (b *builder) done() *whitelist {
-	slices.SortStableFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) })
+	if !slices.IsSortedFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) }) {
+		slices.SortStableFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) })
+	}
 	out := b.recs[:0]
 	for i, r := range b.recs {
 		if i+1 < len(b.recs) && b.recs[i+1].card == r.card {
