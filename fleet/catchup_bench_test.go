@@ -55,8 +55,15 @@ func BenchmarkCatchUp(b *testing.B) {
 		late := startReader(b, ctx, w, "late-1", "gate")
 		w.waitOnline(b, late)
 		late.Offline(true)
-		for late.Online() {
-			time.Sleep(time.Millisecond)
+		// Until the server has its will, it may still send it what it
+		// misses, before the count below begins.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if d, err := w.fleet.Device(ctx, "late-1"); err == nil && !d.Online && !late.Online() {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("the server never saw late-1 go offline")
+			}
 		}
 		var last uint64
 		for i := 0; i < changes; i++ {
