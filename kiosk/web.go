@@ -252,7 +252,19 @@ func (s *Screens) pin(c *fiber.Ctx) error {
 	}
 	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: se.Token, Path: "/kiosk", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
 		Secure: s.Guard.SecureCookies})
-	return c.Redirect("/kiosk/bills", fiber.StatusSeeOther)
+	return c.Redirect(s.firstPage(c, se.Unit), fiber.StatusSeeOther)
+}
+
+// firstPage is where an owner just identified goes: the unit's mail when
+// some waits (the notice SOP §3 asks for at the next identification),
+// else the bills.
+func (s *Screens) firstPage(c *fiber.Ctx, unit string) string {
+	if s.Mail != nil {
+		if items, err := s.Mail.Waiting(c.UserContext(), unit); err == nil && len(items) > 0 {
+			return "/kiosk/mail"
+		}
+	}
+	return "/kiosk/bills"
 }
 
 func (s *Screens) bills(c *fiber.Ctx) error { return s.renderBills(c, fiber.StatusOK, nil) }
@@ -488,6 +500,9 @@ func (s *Screens) tap(c *fiber.Ctx) error {
 	}
 	c.Cookie(&fiber.Cookie{Name: SessionCookie, Value: x.session, Path: "/kiosk", HTTPOnly: true, SameSite: fiber.CookieSameSiteStrictMode,
 		Secure: s.Guard.SecureCookies})
+	if se := s.Kiosks.Session(s.kiosk(c), x.session); se != nil {
+		return c.Redirect(s.firstPage(c, se.Unit), fiber.StatusSeeOther)
+	}
 	return c.Redirect("/kiosk/bills", fiber.StatusSeeOther)
 }
 

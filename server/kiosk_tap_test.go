@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,84 @@ import (
 	"onecard/store/storetest"
 )
 
+// kioskFleet is the next start's reader fleet on an embedded broker, with
+// one device, the kiosk's card reader lobby-1-reader in zone gate; its
+// broker URL and secret are known once the site has started.
+type kioskFleet struct{ url, secret string }
+
+func startKioskFleet(t *testing.T, ctx context.Context) *kioskFleet {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	kf := &kioskFleet{}
+	harnessFleet = func(es *estate.Service) *fleet.Service {
+		fl, err := fleet.New(es.DB(), es.Site().ID, es.Site().Code, fleet.Options{ServerSecret: "server-secret-for-tests", Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, kf.secret, err = fl.AddDevice(ctx, fleet.NewDevice{Code: "lobby-1-reader", Kind: "kiosk-reader", Zones: []string{"gate"}}); err != nil {
+			t.Fatal(err)
+		}
+		br, err := broker.New(broker.Options{Addr: "127.0.0.1:0", Site: es.Site().Code, Auth: fl, Log: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := br.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { br.Close() })
+		kf.url = "tcp://" + br.Addr()
+		bus, err := fleet.DialPaho(ctx, kf.url, "onecard.server.test", fleet.ServerUser, "server-secret-for-tests")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(bus.Close)
+		go fl.Run(ctx, bus)
+		return fl
+	}
+	t.Cleanup(func() { harnessFleet = nil })
+	return kf
+}
+
+// reader starts the kiosk's reader and waits until it is online.
+func (kf *kioskFleet) reader(t *testing.T, ctx context.Context, site string) *reader.Reader {
+	t.Helper()
+	r, err := reader.New(reader.Options{Broker: kf.url, Site: site, ID: "lobby-1-reader", Secret: kf.secret, Zone: "gate",
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go r.Run(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !r.Online(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the kiosk's reader never came online")
+		}
+	}
+	return r
+}
+
+// ownerCards moves an owner into unit and gives them cards (uid → state),
+// straight into the register (issuing them is tested elsewhere).
+func ownerCards(t *testing.T, e *env, unit string, cards map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	occ, err := e.es.MoveIn(ctx, unit, estate.MoveIn{Role: estate.Owner, MovedInOn: "2020-02-01",
+		Person: &estate.PersonInput{Name: "陈建华", Phone: "13800138000", IDType: "resident_id", IDLast4: "123X"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unitID int64
+	if err := e.db.Get(ctx, &unitID, "SELECT id FROM units WHERE code = ?", unit); err != nil {
+		t.Fatal(err)
+	}
+	uids := slices.Sorted(maps.Keys(cards))
+	now := time.Now()
+	for i, uid := range uids {
+		if _, err := e.db.Exec(ctx, `INSERT INTO cards (site_id, number, uid, person_id, unit_id, type, state, valid_from, valid_until, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, 'owner', ?, '2020-01-01', '2099-12-31', ?, ?)`, e.es.Site().ID, i+1, uid, occ.PersonID, unitID, cards[uid], now, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestKioskCardTapInTheBrowser: the owner taps the one-card on the
 // kiosk's reader (a simulated MQTT reader on the embedded broker); the
 // kiosk page, listening by server-sent events, opens the unit's bills; the
@@ -33,33 +113,7 @@ func TestKioskCardTapInTheBrowser(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	var brokerURL, secret string
-	harnessFleet = func(es *estate.Service) *fleet.Service {
-		fl, err := fleet.New(es.DB(), es.Site().ID, es.Site().Code, fleet.Options{ServerSecret: "server-secret-for-tests", Log: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, secret, err = fl.AddDevice(ctx, fleet.NewDevice{Code: "lobby-1-reader", Kind: "kiosk-reader", Zones: []string{"gate"}}); err != nil {
-			t.Fatal(err)
-		}
-		br, err := broker.New(broker.Options{Addr: "127.0.0.1:0", Site: es.Site().Code, Auth: fl, Log: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := br.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { br.Close() })
-		brokerURL = "tcp://" + br.Addr()
-		bus, err := fleet.DialPaho(ctx, brokerURL, "onecard.server.test", fleet.ServerUser, "server-secret-for-tests")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(bus.Close)
-		go fl.Run(ctx, bus)
-		return fl
-	}
-	defer func() { harnessFleet = nil }()
+	kf := startKioskFleet(t, ctx)
 	_, term := startTerminal(t)
 	e := billingSite(t, storetest.SQLite(t), billing.Options{Terminals: map[string]billing.Terminal{"lobby-1-term": term}})
 
@@ -80,33 +134,8 @@ func TestKioskCardTapInTheBrowser(t *testing.T) {
 
 	// The owner's card, active in the register (issuing it is tested
 	// elsewhere), and the kiosk's reader.
-	mustExec := func(q string, args ...any) {
-		if _, err := e.db.Exec(context.Background(), q, args...); err != nil {
-			t.Fatal(err)
-		}
-	}
-	occ, err := e.es.MoveIn(context.Background(), "1-1-101", estate.MoveIn{Role: estate.Owner, MovedInOn: "2020-02-01",
-		Person: &estate.PersonInput{Name: "陈建华", Phone: "13800138000", IDType: "resident_id", IDLast4: "123X"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var unitID int64
-	e.db.Get(context.Background(), &unitID, "SELECT id FROM units WHERE code = '1-1-101'")
-	now := time.Now()
-	mustExec(`INSERT INTO cards (site_id, number, uid, person_id, unit_id, type, state, valid_from, valid_until, created_at, updated_at)
-		VALUES (?, 1, '04A23B1C', ?, ?, 'owner', 'active', '2020-01-01', '2099-12-31', ?, ?)`, e.es.Site().ID, occ.PersonID, unitID, now, now)
-	mustExec(`INSERT INTO cards (site_id, number, uid, person_id, unit_id, type, state, valid_from, valid_until, created_at, updated_at)
-		VALUES (?, 2, '04FF0012', ?, ?, 'owner', 'blocked', '2020-01-01', '2099-12-31', ?, ?)`, e.es.Site().ID, occ.PersonID, unitID, now, now)
-	r, err := reader.New(reader.Options{Broker: brokerURL, Site: e.es.Site().Code, ID: "lobby-1-reader", Secret: secret, Zone: "gate", Log: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go r.Run(ctx)
-	for deadline := time.Now().Add(10 * time.Second); !r.Online(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the kiosk's reader never came online")
-		}
-	}
+	ownerCards(t, e, "1-1-101", map[string]string{"04A23B1C": "active", "04FF0012": "blocked"})
+	r := kf.reader(t, ctx, e.es.Site().Code)
 	_, code, err := e.kiosks.Register(context.Background(), kiosk.Kiosk{Code: "lobby-1", Name: "1号楼大堂", Reader: "lobby-1-reader",
 		Printer: "lobby-1-printer", Terminal: "lobby-1-term"})
 	if err != nil {
