@@ -2,10 +2,13 @@ package desk
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
+	"onecard/fault"
 	"onecard/web"
 )
 
@@ -32,6 +35,50 @@ type Demo interface {
 	ScanPass(terminal, code string) (ok bool, reason string, offline bool, err error)
 	// ReleasePass confirms the release on the terminal (mover's ID digits).
 	ReleasePass(terminal, code, mover string) error
+	// OpenDoors are the numbers of the locker doors standing open;
+	// CloseDoor pushes one shut.
+	OpenDoors() []int
+	CloseDoor(n int) error
+	// HasScanner reports whether the desk's barcode scanner is simulated;
+	// Scan has it read a code.
+	HasScanner() bool
+	Scan(code string) error
+}
+
+// demoScan has the simulated desk scanner read a code: it reaches the
+// mail room's pages the way a real scan does, through the serial port.
+func (d *Desk) demoScan(c *fiber.Ctx) error {
+	code := strings.TrimSpace(c.FormValue("code"))
+	if code == "" || len(code) > 64 {
+		return fault.Invalid("code", "demo_code_invalid")
+	}
+	if err := d.Demo.Scan(code); err != nil {
+		return err
+	}
+	if c.Get("X-Demo-Fetch") == "1" { // the batch form stays as it is
+		return c.SendStatus(fiber.StatusNoContent)
+	}
+	return d.demoBack(c, safeBack(c.FormValue("back"), "/mail/new"), web.T(web.Lang(c), "demo.scanned", nil)+": "+code)
+}
+
+// demoCloseDoor pushes a simulated locker door shut.
+func (d *Desk) demoCloseDoor(c *fiber.Ctx) error {
+	n, err := strconv.Atoi(c.FormValue("door"))
+	if err != nil {
+		return fault.Invalid("door", "demo_door_invalid")
+	}
+	if err := d.Demo.CloseDoor(n); err != nil {
+		return fault.Invalid("door", "demo_door_invalid")
+	}
+	return d.demoBack(c, safeBack(c.FormValue("back"), "/mail/lockers"), web.T(web.Lang(c), "demo.door_closed", nil))
+}
+
+// safeBack is back if it is a path on this site, else def.
+func safeBack(back, def string) string {
+	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") {
+		return def
+	}
+	return back
 }
 
 // demoGateScan scans the pass at a simulated gate terminal.
@@ -112,5 +159,11 @@ func (d *Desk) demoData(c *fiber.Ctx, data fiber.Map) {
 	if tap != "" { // shown once
 		c.Cookie(&fiber.Cookie{Name: "demo_tap", Value: "", Path: "/", MaxAge: -1, HTTPOnly: true, SameSite: "Lax"})
 	}
-	data["Demo"] = fiber.Map{"Cards": d.Demo.Cards(), "Readers": d.Demo.Readers(), "Tap": tap, "Terminals": d.Demo.GateTerminals()}
+	data["Demo"] = fiber.Map{"Cards": d.Demo.Cards(), "Readers": d.Demo.Readers(), "Tap": tap, "Terminals": d.Demo.GateTerminals(),
+		"OpenDoors": d.Demo.OpenDoors(), "Scanner": d.Demo.HasScanner(), "Code": demoTracking(), "Back": c.OriginalURL()}
+}
+
+// demoTracking is a made-up courier tracking number for the demo scanner.
+func demoTracking() string {
+	return fmt.Sprintf("SF%013d", rand.Int64N(1e13))
 }

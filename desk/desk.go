@@ -25,6 +25,7 @@ import (
 	"onecard/fault"
 	"onecard/fleet"
 	"onecard/kiosk"
+	"onecard/mailroom"
 	"onecard/passes"
 	"onecard/printing"
 	"onecard/terminal"
@@ -38,7 +39,7 @@ var viewsFS embed.FS
 var staticFS embed.FS
 
 var abilities = map[string][]auth.Role{"read": web.DirectoryReaders, "write": web.DirectoryWriters, "manage": web.Managers, "admin": web.Admins,
-	"cash": web.Cashiers, "gate": web.Guards, "passes": web.PassReaders}
+	"cash": web.Cashiers, "gate": web.Guards, "passes": web.PassReaders, "mail": web.DirectoryWriters}
 
 // Desk holds the services the screens call.
 type Desk struct {
@@ -59,6 +60,10 @@ type Desk struct {
 	Demo Demo
 	// Passes are the move-out gate passes (nil: none).
 	Passes *passes.Service
+	// Mail is the mail room (nil: none); Scans, when a desk scanner is
+	// connected, subscribes to the codes it reads (stop ends it).
+	Mail  *mailroom.Service
+	Scans func() (codes <-chan string, stop func())
 	// Kiosks are the lobby kiosks (nil: none).
 	Kiosks   *kiosk.Service
 	Printer  *printing.Printer
@@ -144,6 +149,8 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 	if d.Demo != nil {
 		g.Post("/demo/place", web.DirectoryWriters, d.demoPlace)
 		g.Post("/demo/tap", web.Staff, d.demoTap)
+		g.Post("/demo/scan", web.DirectoryWriters, d.demoScan)
+		g.Post("/demo/locker/close", web.DirectoryWriters, d.demoCloseDoor)
 	}
 	g.Post("/units/:code/cards", web.DirectoryWriters, d.applyCard)
 	if d.Kiosks != nil {
@@ -197,6 +204,9 @@ func (d *Desk) Register(app *fiber.App, loc *time.Location) {
 
 	if d.Passes != nil {
 		d.registerPasses(g)
+	}
+	if d.Mail != nil {
+		d.registerMail(g)
 	}
 
 	g.Get("/staff", web.Admins, d.staff)

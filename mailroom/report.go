@@ -207,3 +207,14 @@ func (s *Service) History(ctx context.Context, tracking string) ([]Event, error)
 	}
 	return out, nil
 }
+
+// Events is the story of one item, oldest first (an item without a
+// tracking number has no History to look it up by).
+func (s *Service) Events(ctx context.Context, itemID int64) ([]Event, error) {
+	out := []Event{}
+	if err := s.db.Select(ctx, &out, `SELECT e.at, e.item_id, i.number, e.kind, e.detail, e.actor FROM mail_events e JOIN mail_items i ON i.id = e.item_id
+		WHERE i.site_id = ? AND i.id = ? ORDER BY e.id`, s.site.ID, itemID); err != nil {
+		return nil, fmt.Errorf("mailroom: events: %w", err)
+	}
+	return out, nil
+}

@@ -134,3 +134,29 @@ func TestOutgoingValidation(t *testing.T) {
 		}
 	})
 }
+
+// An item's own events, tracking number or not; another item's are not
+// among them.
+func TestItemEvents(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRoom(t, db, mailroom.Options{})
+		ctx := context.Background()
+		letter := r.register(t, mailroom.RegisterInput{Type: mailroom.Letter, Carrier: "中国邮政", Unit: "1-1-101",
+			Condition: mailroom.ConditionOK, Storage: mailroom.StorageShelf, Slot: "B-2"})
+		other := r.register(t, parcel("SF1400000000001"))
+		if _, err := r.m.Shelve(r.clerk, letter.ID, "C-1"); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := r.m.Events(ctx, letter.ID)
+		if err != nil || len(ev) != 2 || ev[0].Kind != "registered" || ev[1].Kind != "shelved" || ev[1].Detail != "C-1" ||
+			ev[0].ItemNumber != letter.Number || ev[1].Actor != "clerk1" {
+			t.Fatalf("events of the letter: %+v %v", ev, err)
+		}
+		if ev, err := r.m.Events(ctx, other.ID); err != nil || len(ev) != 1 {
+			t.Fatalf("events of the parcel: %+v %v", ev, err)
+		}
+		if ev, err := r.m.Events(ctx, 999999); err != nil || len(ev) != 0 {
+			t.Fatalf("events of no item: %+v %v", ev, err)
+		}
+	})
+}

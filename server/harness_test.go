@@ -53,6 +53,10 @@ var harnessFleet func(es *estate.Service) *fleet.Service
 // gives it a locker bank).
 var mailOptions mailroom.Options
 
+// scanFeed, if set, is the desk scanner's feed for the next start (a
+// test feeds it codes).
+var scanFeed func() (<-chan string, func())
+
 // kioskOptions are the kiosks' options for the next start (a test may
 // shorten the idle time; tests here do not run in parallel).
 var kioskOptions kiosk.Options
@@ -121,7 +125,7 @@ func startFull(t *testing.T, db *store.DB, bo billing.Options, station *cards.St
 	kiosks := kiosk.New(db, es, kioskOptions)
 	stopping := make(chan struct{}) // closed at the end: live streams stop
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg, Encoder: station,
-		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping, Passes: gatePasses, Mail: mail})
+		Kiosks: kiosks, Gateway: bo.Gateway, Fleet: running, Stopping: stopping, Passes: gatePasses, Mail: mail, Scans: scanFeed})
 	if err != nil {
 		t.Fatal(err)
 	}

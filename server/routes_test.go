@@ -15,7 +15,7 @@ import (
 
 // sample fills a route's parameters with plausible values.
 func sample(path string) string {
-	r := strings.NewReplacer(":code", "1-1-101", ":id", "999999", ":username", "nobody", ":hash", "x", ":lang", "en", "*", "app.css")
+	r := strings.NewReplacer(":code", "1-1-101", ":id", "999999", ":door", "1", ":username", "nobody", ":hash", "x", ":lang", "en", "*", "app.css")
 	return r.Replace(path)
 }
 

@@ -185,7 +185,8 @@ func New(d Deps) (*App, error) {
 	}
 	(&api.API{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Billing: d.Billing, Cards: d.Cards}).Register(app)
 	(&desk.Desk{Auth: d.Auth, Estate: d.Estate, Guard: guard, Encoder: d.Encoder, Fleet: d.Fleet, Stopping: d.Stopping,
-		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Printers: d.Printers, Terminals: d.Terminals, Passes: d.Passes, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks}).Register(app, loc)
+		Billing: d.Billing, Printer: d.Printer, Terminal: d.Terminal, Printers: d.Printers, Terminals: d.Terminals, Passes: d.Passes, Cards: d.Cards, Demo: d.Demo, Kiosks: d.Kiosks,
+		Mail: d.Mail, Scans: d.Scans}).Register(app, loc)
 	app.Use(func(c *fiber.Ctx) error { return fiber.ErrNotFound })
 	return &App{App: app, Registry: routes, Metrics: reg}, nil
 }

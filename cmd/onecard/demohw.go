@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"onecard/desk"
+	lockersim "onecard/firmware-sim/locker"
 	pn532sim "onecard/firmware-sim/pn532"
 	"onecard/firmware-sim/reader"
+	scannersim "onecard/firmware-sim/scanner"
 )
 
 // demoHardware is the demo's simulated hardware, as the desk's demo
@@ -22,6 +24,9 @@ type demoHardware struct {
 	cards   map[string]*pn532sim.Card
 	order   []string
 	readers []demoReader
+	// The mail room's locker bank and the desk's barcode scanner.
+	locker  *lockersim.Sim
+	scanner *scannersim.Sim
 }
 
 type demoReader struct {
@@ -31,7 +36,7 @@ type demoReader struct {
 
 // desk returns the controls, or nil when nothing is simulated.
 func (h *demoHardware) desk() desk.Demo {
-	if h.sim == nil && len(h.readers) == 0 {
+	if h.sim == nil && len(h.readers) == 0 && h.locker == nil && h.scanner == nil {
 		return nil
 	}
 	return h
@@ -159,4 +164,38 @@ func (h *demoHardware) Tap(id, uid string) (bool, string, error) {
 		}
 	}
 	return false, "", errors.New("demo: no such reader")
+}
+
+// OpenDoors are the simulated locker bank's doors standing open.
+func (h *demoHardware) OpenDoors() []int {
+	if h.locker == nil {
+		return nil
+	}
+	var open []int
+	for i, d := range h.locker.State().Doors {
+		if d.Open {
+			open = append(open, i+1)
+		}
+	}
+	return open
+}
+
+// CloseDoor pushes a simulated locker door shut.
+func (h *demoHardware) CloseDoor(n int) error {
+	if h.locker == nil {
+		return errors.New("no simulated locker bank")
+	}
+	return h.locker.Close(n)
+}
+
+// HasScanner reports whether the desk's scanner is simulated.
+func (h *demoHardware) HasScanner() bool { return h.scanner != nil }
+
+// Scan has the simulated scanner read code.
+func (h *demoHardware) Scan(code string) error {
+	if h.scanner == nil {
+		return errors.New("no simulated scanner")
+	}
+	h.scanner.Scan(code)
+	return nil
 }

@@ -254,8 +254,9 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 		checkDemoReaders(t, "http://"+addr, i == 0)
 		if i == 0 {
 			checkDemoEncoder(t, "http://"+addr)
-			checkDemoKiosk(t, printed.String(), dir)
+			k := checkDemoKiosk(t, printed.String(), dir)
 			checkDemoPass(t, "http://"+addr, dir)
+			checkDemoMail(t, "http://"+addr, k)
 		}
 		cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
@@ -280,7 +281,7 @@ func TestDemoSeedsOnceAndKeepsData(t *testing.T) {
 // it printed (the client becomes the kiosk), enter the unit and PIN it
 // printed, pay everything by card on the kiosk's simulated terminal, and
 // find the receipt on the screen and out of the kiosk's simulated printer.
-func checkDemoKiosk(t *testing.T, printed, dir string) {
+func checkDemoKiosk(t *testing.T, printed, dir string) demoKiosk {
 	t.Helper()
 	var link, unit, pin string
 	for _, line := range strings.Split(printed, "\n") {
@@ -357,6 +358,153 @@ func checkDemoKiosk(t *testing.T, printed, dir string) {
 			t.Fatal("no receipt out of the kiosk's simulated printer")
 		}
 	}
+	return demoKiosk{kiosk, base, unit, pin}
+}
+
+// demoKiosk is the demo's kiosk as checkDemoKiosk enrolled it, and the
+// unit and PIN the demo printed.
+type demoKiosk struct {
+	client          *http.Client
+	base, unit, pin string
+}
+
+// checkDemoMail does the mail room's demo: a clerk scans a parcel's
+// tracking number with the demo's simulated scanner (it comes back on the
+// registration page's scanner stream, through the serial port), registers
+// it for the kiosk's unit into the simulated locker bank, whose door the
+// demo closes as the clerk would; the owner identified at the kiosk lands
+// on the unit's mail, opens the door, which the demo closes again, and the
+// parcel is collected; the day's register shows it.
+func checkDemoMail(t *testing.T, base string, k demoKiosk) {
+	t.Helper()
+	clerk, csrf := demoLogin(t, base, "clerk", "clerk-demo-1")
+	// The registration page's scanner stream.
+	res, err := clerk.Get(base + "/mail/scans")
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("the scanner stream: %v %v", res, err)
+	}
+	defer res.Body.Close()
+	scans := make(chan string, 4)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				scans <- data
+			}
+		}
+	}()
+	code := fmt.Sprintf("SF%013d", time.Now().UnixNano()%1e13)
+	req, _ := http.NewRequest("POST", base+"/demo/scan", strings.NewReader(url.Values{"_csrf": {csrf}, "code": {code}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Demo-Fetch", "1")
+	if res, err := clerk.Do(req); err != nil || res.StatusCode != 204 {
+		t.Fatalf("the demo's scan: %v %v", res, err)
+	}
+	select {
+	case got := <-scans:
+		if !strings.Contains(got, code) {
+			t.Fatalf("the scanner stream sent %s, want %s", got, code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the simulated scanner's code never reached the registration page")
+	}
+	v := url.Values{"_csrf": {csrf}, "carrier": {"顺丰速运"}, "action": {"register"}, "tracking-0": {code}, "type-0": {"express"},
+		"unit-0": {k.unit}, "condition-0": {"ok"}, "storage-0": {"locker"}, "size-0": {"S"}}
+	res, err = clerk.PostForm(base+"/mail/new", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Request.URL.Path != "/mail/new" || res.Request.URL.Query().Get("done") == "" {
+		t.Fatalf("registering %s for %s led to %s:\n%s", code, k.unit, res.Request.URL, body)
+	}
+	id := res.Request.URL.Query().Get("done")
+	// The demo closes the door the clerk put the parcel in; then the
+	// kiosk lists the parcel in its door.
+	var mail string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		res, err := k.client.PostForm(k.base+"/kiosk/pin", url.Values{"_csrf": {demoField(t, k.client, k.base+"/kiosk", "_csrf")}, "unit": {k.unit}, "pin": {k.pin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.Request.URL.Path == "/kiosk/mail" && strings.Contains(string(b), "/kiosk/mail/"+id+"/open") {
+			mail = string(b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the kiosk never offered the parcel in its door (%s):\n%s", res.Request.URL.Path, b)
+		}
+		k.client.PostForm(k.base+"/kiosk/end", url.Values{"_csrf": {demoField(t, k.client, k.base+"/kiosk/bills", "_csrf")}})
+	}
+	kcsrf := mail[strings.Index(mail, `name="_csrf" value="`)+len(`name="_csrf" value="`):]
+	kcsrf = kcsrf[:strings.Index(kcsrf, `"`)]
+	res, err = k.client.PostForm(k.base+"/kiosk/mail/"+id+"/open", url.Values{"_csrf": {kcsrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	door := res.Request.URL.Path
+	if !strings.HasPrefix(door, "/kiosk/mail/doors/") {
+		t.Fatalf("opening the door led to %s", door)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		res, err := k.client.Get(k.base + door)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if strings.Contains(string(b), `id="door-done"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the door never closed on the parcel's collection:\n%s", b)
+		}
+	}
+	res, err = clerk.Get(base + "/mail/register?day=" + time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(b), code) || !strings.Contains(string(b), "已领取") {
+		t.Fatalf("the day's register lacks the collected parcel %s:\n%s", code, b)
+	}
+}
+
+// demoLogin logs a demo user in through the API and returns the client
+// and the CSRF token.
+func demoLogin(t *testing.T, base, user, password string) (*http.Client, string) {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	res, err := c.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"username":"`+user+`","password":"`+password+`"}`))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("login %s: %v %v", user, res, err)
+	}
+	var out struct {
+		CSRF string `json:"csrf_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&out)
+	res.Body.Close()
+	return c, out.CSRF
+}
+
+// demoField is the value of a form field on the page at u.
+func demoField(t *testing.T, c *http.Client, u, name string) string {
+	t.Helper()
+	res, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	_, after, _ := strings.Cut(string(b), `name="`+name+`" value="`)
+	v, _, _ := strings.Cut(after, `"`)
+	return v
 }
 
 // checkDemoPass does the issue's demo: a clerk issues a move-out pass for
@@ -382,21 +530,7 @@ func checkDemoPass(t *testing.T, base, dir string) {
 	if err != nil {
 		t.Fatalf("a demo unit in arrears with an owner: %v", err)
 	}
-	login := func(user, password string) (*http.Client, string) {
-		t.Helper()
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar}
-		res, err := c.Post(base+"/api/v1/login", "application/json", strings.NewReader(`{"username":"`+user+`","password":"`+password+`"}`))
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("login %s: %v %v", user, res, err)
-		}
-		var out struct {
-			CSRF string `json:"csrf_token"`
-		}
-		json.NewDecoder(res.Body).Decode(&out)
-		res.Body.Close()
-		return c, out.CSRF
-	}
+	login := func(user, password string) (*http.Client, string) { return demoLogin(t, base, user, password) }
 	post := func(c *http.Client, csrf, path string, v url.Values) (string, string) {
 		t.Helper()
 		v.Set("_csrf", csrf)

@@ -214,6 +214,7 @@ func serve(args []string, isDemo bool) error {
 	if err != nil {
 		return err
 	}
+	hw.locker, hw.scanner = mailRoom.lockerSim, mailRoom.scannerSim
 	var scans func() (<-chan string, func())
 	if mailRoom.scans != nil {
 		scans = mailRoom.scans.Watch
