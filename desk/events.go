@@ -1,11 +1,7 @@
 package desk
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
 	"net/url"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -59,40 +55,15 @@ func (d *Desk) eventStream(c *fiber.Ctx) error {
 	f := eventFilter(c)
 	lang := web.Lang(c)
 	events, stop := d.Fleet.Watch()
-	stopping := d.Stopping
-	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set("X-Accel-Buffering", "no")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer stop()
-		tick := time.NewTicker(15 * time.Second)
-		defer tick.Stop()
-		fmt.Fprint(w, ": connected\n\n")
-		if w.Flush() != nil {
-			return
+	return web.Stream(c, events, stop, d.Stopping, func(e fleet.StoredEvent) (any, bool) {
+		if !f.Match(e) {
+			return nil, false
 		}
-		for {
-			select {
-			case e := <-events:
-				if !f.Match(e) {
-					continue
-				}
-				le := liveEvent{StoredEvent: e, AtLocal: e.At.In(d.loc).Format("2006-01-02 15:04:05"),
-					KindLabel: web.T(lang, "evkind."+e.Kind, nil), ClockLabel: web.T(lang, "events.clock_unset", nil)}
-				if e.Reason != "" {
-					le.ReasonLabel = web.T(lang, "evreason."+e.Reason, nil)
-				}
-				b, _ := json.Marshal(le)
-				fmt.Fprintf(w, "data: %s\n\n", b)
-			case <-tick.C:
-				fmt.Fprint(w, ": ping\n\n")
-			case <-stopping:
-				return
-			}
-			if w.Flush() != nil {
-				return
-			}
+		le := liveEvent{StoredEvent: e, AtLocal: e.At.In(d.loc).Format("2006-01-02 15:04:05"),
+			KindLabel: web.T(lang, "evkind."+e.Kind, nil), ClockLabel: web.T(lang, "events.clock_unset", nil)}
+		if e.Reason != "" {
+			le.ReasonLabel = web.T(lang, "evreason."+e.Reason, nil)
 		}
+		return le, true
 	})
-	return nil
 }

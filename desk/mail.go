@@ -1,8 +1,6 @@
 package desk
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -393,37 +391,9 @@ func (d *Desk) mailScans(c *fiber.Ctx) error {
 		return fault.NotFound("scanner_not_connected")
 	}
 	codes, stop := d.Scans()
-	stopping := d.Stopping
-	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set("X-Accel-Buffering", "no")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer stop()
-		tick := time.NewTicker(15 * time.Second)
-		defer tick.Stop()
-		fmt.Fprint(w, ": connected\n\n")
-		if w.Flush() != nil {
-			return
-		}
-		for {
-			select {
-			case code, ok := <-codes:
-				if !ok {
-					return
-				}
-				b, _ := json.Marshal(map[string]string{"code": code})
-				fmt.Fprintf(w, "data: %s\n\n", b)
-			case <-tick.C:
-				fmt.Fprint(w, ": ping\n\n")
-			case <-stopping:
-				return
-			}
-			if w.Flush() != nil {
-				return
-			}
-		}
+	return web.Stream(c, codes, stop, d.Stopping, func(code string) (any, bool) {
+		return map[string]string{"code": code}, true
 	})
-	return nil
 }
 
 // Labels of a locker command's states and failure reasons.

@@ -1,14 +1,12 @@
 package kiosk
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -422,37 +420,12 @@ func (s *Screens) tapStream(c *fiber.Ctx) error {
 	lang := web.Lang(c)
 	ctx := context.WithoutCancel(c.UserContext())
 	events, stop := s.Taps()
-	c.Set(fiber.HeaderContentType, "text/event-stream; charset=utf-8")
-	c.Set(fiber.HeaderCacheControl, "no-cache")
-	c.Set("X-Accel-Buffering", "no")
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer stop()
-		tick := time.NewTicker(15 * time.Second)
-		defer tick.Stop()
-		fmt.Fprint(w, ": connected\n\n")
-		if w.Flush() != nil {
-			return
+	return web.Stream(c, events, stop, s.Stopping, func(e fleet.StoredEvent) (any, bool) {
+		if reader == "" || e.Device != reader || e.Card == "" {
+			return nil, false
 		}
-		for {
-			select {
-			case e := <-events:
-				if reader == "" || e.Device != reader || e.Card == "" {
-					continue
-				}
-				msg := s.onTap(ctx, k, e.Card, lang)
-				b, _ := json.Marshal(msg)
-				fmt.Fprintf(w, "data: %s\n\n", b)
-			case <-tick.C:
-				fmt.Fprint(w, ": ping\n\n")
-			case <-s.Stopping:
-				return
-			}
-			if w.Flush() != nil {
-				return
-			}
-		}
+		return s.onTap(ctx, k, e.Card, lang), true
 	})
-	return nil
 }
 
 // onTap checks the card: a blocked or expired card, or one of no unit, is

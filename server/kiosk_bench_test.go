@@ -148,7 +148,7 @@ func benchStart(b *testing.B, db *store.DB) *env {
 	}
 	stopping := make(chan struct{})
 	app, err := server.New(server.Deps{DB: db, Auth: as, Estate: es, Log: quiet, LoginLimit: 10000, Billing: bill, Cards: reg,
-		Kiosks: kiosks, Stopping: stopping, Mail: mail})
+		Kiosks: kiosks, Stopping: stopping, Mail: mail, Scans: scanFeed})
 	if err != nil {
 		b.Fatal(err)
 	}

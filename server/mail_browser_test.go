@@ -46,7 +46,7 @@ func mailShot(t *testing.T, b context.Context, name string) {
 // deskScanner is the desk's barcode scanner: the simulator on a pty at
 // 9600 baud, read by the real driver over a serial port, its codes
 // published to feed as onecard serve does.
-func deskScanner(t *testing.T, feed *testFeed) *scannersim.Sim {
+func deskScanner(t testing.TB, feed *testFeed) *scannersim.Sim {
 	t.Helper()
 	link := t.TempDir() + "/scanner"
 	pty, err := firmwaresim.OpenPTY(link)
