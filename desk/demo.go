@@ -48,7 +48,7 @@ type Demo interface {
 // demoScan has the simulated desk scanner read a code: it reaches the
 // mail room's pages the way a real scan does, through the serial port.
 func (d *Desk) demoScan(c *fiber.Ctx) error {
-	code := strings.TrimSpace(c.FormValue("code"))
+	code := strings.TrimSpace(demoValue(c, "code"))
 	if code == "" || len(code) > 64 {
 		return fault.Invalid("code", "demo_code_invalid")
 	}
@@ -73,6 +73,11 @@ func (d *Desk) demoCloseDoor(c *fiber.Ctx) error {
 	return d.demoBack(c, safeBack(c.FormValue("back"), "/mail/lockers"), web.T(web.Lang(c), "demo.door_closed", nil))
 }
 
+// demoValue is a form value copied out of the request's buffer, which
+// is reused once the request is answered: the simulated hardware keeps
+// what it is given (a scanner's queue, a reader's events).
+func demoValue(c *fiber.Ctx, name string) string { return strings.Clone(c.FormValue(name)) }
+
 // safeBack is back if it is a path on this site, else def.
 func safeBack(back, def string) string {
 	if !strings.HasPrefix(back, "/") || strings.HasPrefix(back, "//") {
@@ -87,7 +92,7 @@ func (d *Desk) demoGateScan(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ok, reason, offline, err := d.Demo.ScanPass(c.FormValue("terminal"), p.Code)
+	ok, reason, offline, err := d.Demo.ScanPass(demoValue(c, "terminal"), p.Code)
 	if err != nil {
 		return err
 	}
@@ -108,7 +113,7 @@ func (d *Desk) demoGateRelease(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := d.Demo.ReleasePass(c.FormValue("terminal"), p.Code, c.FormValue("mover")); err != nil {
+	if err := d.Demo.ReleasePass(demoValue(c, "terminal"), p.Code, demoValue(c, "mover")); err != nil {
 		return err
 	}
 	return d.demoBack(c, fmt.Sprintf("/passes/%d", p.ID), c.FormValue("terminal")+": "+web.T(web.Lang(c), "demo.released_at_terminal", nil))
@@ -121,7 +126,7 @@ func (d *Desk) demoBack(c *fiber.Ctx, back, msg string) error {
 }
 
 func (d *Desk) demoPlace(c *fiber.Ctx) error {
-	uid, err := d.Demo.Place(strings.TrimSpace(c.FormValue("uid")))
+	uid, err := d.Demo.Place(strings.TrimSpace(demoValue(c, "uid")))
 	if err != nil {
 		return err
 	}
@@ -133,7 +138,7 @@ func (d *Desk) demoPlace(c *fiber.Ctx) error {
 }
 
 func (d *Desk) demoTap(c *fiber.Ctx) error {
-	granted, reason, err := d.Demo.Tap(c.FormValue("reader"), c.FormValue("uid"))
+	granted, reason, err := d.Demo.Tap(demoValue(c, "reader"), demoValue(c, "uid"))
 	if err != nil {
 		return err
 	}
