@@ -79,24 +79,28 @@ func (s *Service) onState(ctx context.Context, m message) error {
 	if err != nil {
 		return err
 	}
+	// What the device misses goes first (a reader back after a long
+	// absence waits for it); then its acknowledgements are recorded.
 	for _, z := range zones {
 		applied := int64(st.Applied[z.Code])
 		if applied > z.Seq {
 			// The device claims changes never made (another server's
 			// data, a corrupted file): what it holds is unknown, so it
 			// starts over from a snapshot.
-			if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = 0 WHERE device_id = ? AND zone_id = ?", d.ID, z.ID); err != nil {
-				return err
-			}
-			s.acks.record(dzKey{d.ID, z.ID}, 0, true)
 			s.snapshotAsync(ctx, m.device, z.ID, z.Code)
 			continue
+		}
+		s.catchUpAsync(ctx, m.device, z, applied)
+	}
+	for _, z := range zones {
+		applied := int64(st.Applied[z.Code])
+		if applied > z.Seq {
+			applied = 0
 		}
 		if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", applied, d.ID, z.ID); err != nil {
 			return err
 		}
 		s.acks.record(dzKey{d.ID, z.ID}, applied, true)
-		s.catchUpAsync(ctx, m.device, z, applied)
 	}
 	return nil
 }

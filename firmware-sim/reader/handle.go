@@ -49,7 +49,31 @@ func (r *Reader) handleLoop(ctx context.Context) {
 			for _, m := range batch {
 				r.handle(m)
 			}
+			r.sendAcks()
 		}
+	}
+}
+
+// ackLater notes that zone is applied up to seq; sendAcks sends it. The
+// acknowledgement is cumulative, so a burst of messages handled together
+// (a reader back online gets the changes it missed and those broadcast
+// meanwhile) is acknowledged once per zone, not once per message: a
+// thousand readers acknowledging every message of a burst would flood
+// the server for nothing.
+func (r *Reader) ackLater(zone string, seq uint64) {
+	if r.pendingAcks == nil {
+		r.pendingAcks = map[string]uint64{}
+	}
+	if seq >= r.pendingAcks[zone] {
+		r.pendingAcks[zone] = seq
+	}
+}
+
+// sendAcks sends the acknowledgements noted (handling goroutine only).
+func (r *Reader) sendAcks() {
+	for zone, seq := range r.pendingAcks {
+		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: zone, Seq: seq})
+		delete(r.pendingAcks, zone)
 	}
 }
 
@@ -87,11 +111,12 @@ func (r *Reader) handle(m inMsg) {
 		}
 		r.change(c)
 	case proto.KindSnap:
-		if err := proto.DecodeSnapshot(m.payload, &r.snapBuf); err != nil {
+		h, rows, err := proto.SnapshotChunk(m.payload)
+		if err != nil {
 			r.reject(m.topic, err)
 			return
 		}
-		r.snapshot(r.snapBuf)
+		r.snapshot(h, rows)
 	case proto.KindEvtAck:
 		a, err := proto.Decode[proto.EventAck](m.payload)
 		if err != nil {
@@ -131,7 +156,7 @@ func (r *Reader) change(c proto.Change) {
 	case c.Seq <= applied:
 		r.mu.Unlock()
 		r.log.Debug("change already applied: acknowledged again", "zone", c.Zone, "seq", c.Seq, "applied", applied)
-		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: c.Zone, Seq: applied})
+		r.ackLater(c.Zone, applied)
 	case c.Seq == applied+1:
 		wl := r.wl[c.Zone]
 		for _, op := range c.Ops {
@@ -149,7 +174,7 @@ func (r *Reader) change(c proto.Change) {
 			return // not durable: not acknowledged; the resend will be acknowledged
 		}
 		r.log.Debug("change applied", "zone", c.Zone, "seq", c.Seq, "ops", len(c.Ops))
-		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: c.Zone, Seq: c.Seq})
+		r.ackLater(c.Zone, c.Seq)
 	default:
 		now := time.Now()
 		m, seen := r.lastSync[c.Zone]
@@ -175,9 +200,10 @@ type assembly struct {
 	touched time.Time
 }
 
-// snapshot keeps a chunk; with the last one, it replaces the zone's
+// snapshot keeps a chunk (its header and its rows, read straight into
+// the assembly's records); with the last one, it replaces the zone's
 // whitelist at once.
-func (r *Reader) snapshot(s proto.Snapshot) {
+func (r *Reader) snapshot(s proto.SnapshotHeader, rows string) {
 	if !r.holds(s.Zone) {
 		r.log.Warn("snapshot for a zone not held ignored", "zone", s.Zone, "snapshot", s.Snapshot)
 		return
@@ -201,12 +227,16 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 			delete(r.snaps, oldest)
 		}
 		a = &assembly{zone: s.Zone, seq: s.Seq, chunks: s.Chunks, got: map[int]bool{},
-			wl: newBuilder(min(s.Chunks, 1000) * len(s.Entries))}
+			wl: newBuilder(min(s.Chunks, 1000) * s.N)}
 		r.snaps[s.Snapshot] = a
 	}
 	if !a.got[s.Chunk] {
+		if err := a.wl.addRows(rows, s.N); err != nil {
+			r.snapsMu.Unlock()
+			r.reject(r.topics.Device(r.opts.ID, proto.KindSnap), err)
+			return
+		}
 		a.got[s.Chunk] = true
-		a.wl.add(s.Entries)
 	}
 	a.touched = time.Now()
 	if len(a.got) < a.chunks {
@@ -226,7 +256,7 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 	if a.seq < applied {
 		r.mu.Unlock()
 		r.log.Warn("snapshot older than the changes applied: ignored", "zone", a.zone, "snapshot_seq", a.seq, "applied", applied)
-		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: a.zone, Seq: applied})
+		r.ackLater(a.zone, applied)
 		return
 	}
 	wl := a.wl.done()
@@ -242,7 +272,7 @@ func (r *Reader) snapshot(s proto.Snapshot) {
 	if a.seq == 0 {
 		return // a zone that never changed: there is no sequence 0 to acknowledge
 	}
-	r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: a.zone, Seq: a.seq})
+	r.ackLater(a.zone, a.seq)
 }
 
 // eventAck drops the events the server holds.

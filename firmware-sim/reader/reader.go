@@ -92,7 +92,9 @@ type Reader struct {
 	inKick  chan struct{}
 	snapsMu sync.Mutex // only the handling goroutine uses snaps; this keeps PowerLoss's reset safe
 	snaps   map[string]*assembly
-	snapBuf proto.Snapshot // the chunk being decoded (handling goroutine only)
+	// pendingAcks are the acknowledgements to send once the messages at
+	// hand are handled (handling goroutine only).
+	pendingAcks map[string]uint64
 
 	mu sync.Mutex
 	// persisted

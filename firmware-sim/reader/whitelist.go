@@ -2,7 +2,11 @@ package reader
 
 import (
 	"cmp"
+	"fmt"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 
 	"onecard/fleet/proto"
 )
@@ -91,12 +95,103 @@ func cmpUID(a, b uid) int {
 
 func (w *whitelist) record(e proto.Entry) record {
 	u, _ := parseUID(e.Card) // entries are validated on receipt
-	i := slices.Index(w.scheds, e.Sched)
+	return record{card: u, blocked: e.Blocked, sched: w.sched(e.Sched), no: e.No, from: e.From, until: e.Until}
+}
+
+// sched is the index of a schedule name, added if new (copied: name may
+// be part of a whole message).
+func (w *whitelist) sched(name string) uint16 {
+	i := slices.Index(w.scheds, name)
 	if i < 0 {
-		w.scheds = append(w.scheds, e.Sched)
+		w.scheds = append(w.scheds, strings.Clone(name))
 		i = len(w.scheds) - 1
 	}
-	return record{card: u, blocked: e.Blocked, sched: uint16(i), no: e.No, from: e.From, until: e.Until}
+	return uint16(i)
+}
+
+// scanRecord reads one snapshot row (card,no,from,until,sched,blocked;
+// docs/mqtt.md) from the start of rows straight into a record, checking it
+// as proto.ParseRow does, and returns the rest after it. This is the
+// reader's hot path when a large snapshot arrives: one pass, nothing
+// allocated.
+func (w *whitelist) scanRecord(rows string) (record, string, bool) {
+	var r record
+	i := strings.IndexByte(rows, ',')
+	if i != 8 && i != 14 && i != 20 {
+		return r, rows, false
+	}
+	for k := 0; k < i; k += 2 {
+		hi, lo := upperHex(rows[k]), upperHex(rows[k+1])
+		if hi > 15 || lo > 15 {
+			return r, rows, false
+		}
+		r.card.b[k/2] = hi<<4 | lo
+	}
+	r.card.n = uint8(i / 2)
+	rows = rows[i+1:]
+	var no, from, until uint64
+	var ok bool
+	if no, rows, ok = scanDec(rows); !ok || no == 0 {
+		return r, rows, false
+	}
+	if from, rows, ok = scanDec(rows); !ok || from > math.MaxInt64 {
+		return r, rows, false
+	}
+	if until, rows, ok = scanDec(rows); !ok || until > math.MaxInt64 || until <= from {
+		return r, rows, false
+	}
+	r.no, r.from, r.until = no, int64(from), int64(until)
+	i = strings.IndexByte(rows, ',')
+	if i < 0 || !proto.ValidID(rows[:i]) || i+1 >= len(rows) {
+		return r, rows, false
+	}
+	r.sched = w.sched(rows[:i])
+	switch rows[i+1] {
+	case '1':
+		r.blocked = true
+	case '0':
+	default:
+		return r, rows, false
+	}
+	return r, rows[i+2:], true
+}
+
+// upperHex is the value of an upper-case hex digit, or 255.
+func upperHex(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10
+	}
+	return 255
+}
+
+// scanDec reads a decimal number ended by a comma and returns the rest
+// after the comma.
+func scanDec(s string) (uint64, string, bool) {
+	var n uint64
+	for i := 0; i < len(s) && i < 19; i++ { // 19 digits cannot overflow
+		c := s[i]
+		if c == ',' {
+			return n, s[i+1:], i > 0
+		}
+		if c-'0' > 9 {
+			return 0, s, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	i := strings.IndexByte(s, ',') // a long number, or none
+	if i < 0 {
+		return 0, s, false
+	}
+	for _, c := range []byte(s[:i]) {
+		if c-'0' > 9 {
+			return 0, s, false
+		}
+	}
+	n, err := strconv.ParseUint(s[:i], 10, 64)
+	return n, s[i+1:], err == nil
 }
 
 func (w *whitelist) entry(r record) proto.Entry {
@@ -203,6 +298,40 @@ func (b *builder) add(es []proto.Entry) {
 	for _, e := range es {
 		b.recs = append(b.recs, b.w.record(e))
 	}
+}
+
+// addRows reads a snapshot chunk's n rows; a bad row, or a count other
+// than n, adds none of them.
+func (b *builder) addRows(rows string, n int) error {
+	start := len(b.recs)
+	fail := func(format string, args ...any) error {
+		b.recs = b.recs[:start]
+		return fmt.Errorf("%w: "+format, append([]any{proto.ErrInvalid}, args...)...)
+	}
+	if n == 0 {
+		return nil
+	}
+	for {
+		if len(b.recs)-start == n {
+			return fail("snapshot: more than %d entries", n)
+		}
+		r, rest, ok := b.w.scanRecord(rows)
+		if !ok {
+			return fail("snapshot: row %d", len(b.recs)-start+1)
+		}
+		b.recs = append(b.recs, r)
+		if rest == "" {
+			break
+		}
+		if rest[0] != '\n' {
+			return fail("snapshot: row %d", len(b.recs)-start)
+		}
+		rows = rest[1:]
+	}
+	if got := len(b.recs) - start; got != n {
+		return fail("snapshot: %d entries announced, %d sent", n, got)
+	}
+	return nil
 }
 
 // done sorts the records (the server mostly sends them sorted: then only

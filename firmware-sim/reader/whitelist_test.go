@@ -68,3 +68,70 @@ func TestWhitelistAgainstAMap(t *testing.T) {
 		t.Error("a malformed card was found")
 	}
 }
+
+// scanRecord must take exactly the rows proto.ParseRow takes, into the
+// records the entries make.
+func checkScanRecord(t *testing.T, row string) {
+	t.Helper()
+	w := newWhitelist()
+	e, perr := proto.ParseRow(row)
+	r, rest, ok := w.scanRecord(row)
+	switch {
+	case perr != nil && ok && rest == "":
+		t.Fatalf("%q: taken by the reader, refused by ParseRow: %v", row, perr)
+	case perr == nil && (!ok || rest != ""):
+		t.Fatalf("%q: refused by the reader (ok %v, rest %q), taken by ParseRow", row, ok, rest)
+	case perr == nil && r != w.record(e):
+		t.Fatalf("%q: record %+v, want %+v", row, r, w.record(e))
+	}
+}
+
+func TestScanRecordAgreesWithParseRow(t *testing.T) {
+	for _, row := range []string{
+		"04A23B1C,7,1700000000,1800000000,always,0",
+		"04A23B1C2D3E4F,1,0,1,office,1",
+		"04A23B1C2D3E4F5A6B7C,18446744073709551615,0,9223372036854775807,night-shift,0",
+		"04a23b1c,7,1700000000,1800000000,always,0", // lower case
+		"04A23B1,7,1700000000,1800000000,always,0",  // odd length
+		"04A23B1C,0,1700000000,1800000000,always,0", // number 0
+		"04A23B1C,7,1800000000,1800000000,always,0", // empty validity
+		"04A23B1C,7,-1,1800000000,always,0",
+		"04A23B1C,+7,1700000000,1800000000,always,0",
+		"04A23B1C,7,1700000000,9223372036854775808,always,0",
+		"04A23B1C,18446744073709551616,1,2,always,0",
+		"04A23B1C,7,1700000000,1800000000,Always,0",
+		"04A23B1C,7,1700000000,1800000000,-x,0",
+		"04A23B1C,7,1700000000,1800000000,always,2",
+		"04A23B1C,7,1700000000,1800000000,always,",
+		"04A23B1C,7,1700000000,1800000000,always",
+		"04A23B1C,7,1700000000,1800000000,,0",
+		"04A23B1C,,1700000000,1800000000,always,0",
+		"",
+		",,,,,",
+	} {
+		checkScanRecord(t, row)
+	}
+	// A chunk with a bad row adds nothing.
+	b := newBuilder(0)
+	if err := b.addRows("04A23B1C,7,1,2,always,0\n04A23B1D,0,1,2,always,0", 2); err == nil || len(b.recs) != 0 {
+		t.Fatalf("a bad second row: %v, %d records kept", err, len(b.recs))
+	}
+	if err := b.addRows("04A23B1C,7,1,2,always,0", 2); err == nil || len(b.recs) != 0 {
+		t.Fatalf("fewer rows than announced: %v, %d records kept", err, len(b.recs))
+	}
+	if err := b.addRows("04A23B1C,7,1,2,always,0\n04A23B1D,8,1,2,always,1", 2); err != nil || len(b.recs) != 2 {
+		t.Fatalf("two good rows: %v, %d records", err, len(b.recs))
+	}
+}
+
+func FuzzScanRecord(f *testing.F) {
+	f.Add("04A23B1C,7,1700000000,1800000000,always,0")
+	f.Add("04A23B1C2D3E4F,1,0,1,office,1")
+	f.Add("04A23B1C,18446744073709551615,0,9223372036854775807,night-shift,0")
+	f.Fuzz(func(t *testing.T, row string) {
+		if strings.Contains(row, "\n") {
+			return // rows are split on newlines before they get here
+		}
+		checkScanRecord(t, row)
+	})
+}

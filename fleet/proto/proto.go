@@ -124,6 +124,38 @@ func DecodeSnapshot(b []byte, p *Snapshot) error {
 	return err
 }
 
+// SnapshotChunk checks a snapshot chunk's header as Decode does and
+// returns it with the chunk's rows as they are, for a device that reads
+// the rows straight into its own records (docs/mqtt.md gives their form;
+// ParseRow is the reference). The rows are not checked.
+func SnapshotChunk(b []byte) (SnapshotHeader, string, error) {
+	var h SnapshotHeader
+	if len(b) > MaxPayload {
+		return h, "", ErrTooLarge
+	}
+	var p Snapshot
+	head := p.header(b)
+	if err := json.Unmarshal(head, &h); err != nil || h.V != Version {
+		_, err := Decode[Snapshot](b) // tells a bad payload from another version
+		return h, "", err
+	}
+	p = Snapshot{V: h.V, Zone: h.Zone, Seq: h.Seq, Snapshot: h.Snapshot, Chunk: h.Chunk, Chunks: h.Chunks}
+	if err := p.validate(); err != nil {
+		return h, "", err
+	}
+	if h.N < 0 || h.N > MaxSnapshotEntries {
+		return h, "", invalid("snapshot: %d entries", h.N)
+	}
+	rows := ""
+	if len(head) < len(b) {
+		rows = string(b[len(head)+1:])
+	}
+	if (rows == "") != (h.N == 0) {
+		return h, "", invalid("snapshot: %d entries announced, rows %q", h.N, rows[:min(len(rows), 40)])
+	}
+	return h, rows, nil
+}
+
 // Encode writes a payload, setting its version and checking it first.
 func Encode(p Payload) ([]byte, error) {
 	if p.version() != Version {
