@@ -13,6 +13,7 @@
 #
 # then runs, stopping at the first failure: the gofmt check, go vet ./...,
 # go test -race -count=1 -timeout 30m [args] ./...   (ONECARD_TEST_PKGS overrides ./...)
+# and, without args, every benchmark once at its reduced size (-benchtime 1x)
 # Everything it started is stopped and removed on exit; the exit code is that
 # of the failing step (go test's when it gets that far).
 set -euo pipefail
@@ -343,4 +344,16 @@ header "${test_cmd[*]}"
 rc=0
 "${test_cmd[@]}" || rc=$?
 log "test.sh: go test exit code $rc; total $(($(date +%s) - SCRIPT_START))s"
+[[ "$rc" -eq 0 ]] || exit "$rc"
+
+# 7. Every benchmark once, at its reduced default size (about a minute): they
+# count what they measure (events lost or stored twice, payments, cards at
+# every reader…) and fail on a wrong count, so they are tests too. Skipped
+# when the run was narrowed (arguments given, or ONECARD_TEST_BENCH=0).
+if [[ $# -eq 0 && "${ONECARD_TEST_BENCH:-1}" != "0" ]]; then
+  bench_cmd=(go test -count=1 -run '^$' -bench . -benchtime 1x -timeout 20m "${pkgs[@]}")
+  header "${bench_cmd[*]}"
+  "${bench_cmd[@]}" || rc=$?
+  log "test.sh: benchmarks exit code $rc; total $(($(date +%s) - SCRIPT_START))s"
+fi
 exit "$rc"
