@@ -190,7 +190,9 @@ func (s *Service) Authenticate(ctx context.Context, credential string) (Kiosk, e
 		if s.known == nil || len(s.known) > 1000 {
 			s.known = map[string]knownKiosk{}
 		}
-		s.known[credential] = knownKiosk{k, time.Now()}
+		// A copy: the caller's string may point into a request buffer
+		// that is reused (fiber's cookies), and a map key must not change.
+		s.known[strings.Clone(credential)] = knownKiosk{k, time.Now()}
 		s.mu.Unlock()
 	}
 	return k, err

@@ -113,6 +113,12 @@ func New(d Deps) (*App, error) {
 		WriteTimeout:          60 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		DisableStartupMessage: true,
+		// Strings from the request (parameters, form values, cookies) are
+		// copies: services keep some beyond the request (a resync's device,
+		// a kiosk's credential in a cache, what the demo hands its
+		// simulators), and by default fiber's point into a buffer reused
+		// for the next request.
+		Immutable: true,
 	})
 	routes := &web.Registry{}
 	guard := &web.Guard{Auth: d.Auth, Reg: routes, SecureCookies: d.SecureCookies}
