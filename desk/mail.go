@@ -404,6 +404,27 @@ var (
 		"port_failed": "mail_reason.port_failed", "interrupted": "mail_reason.interrupted", "error": "mail_reason.error"}
 )
 
+// attentionKeys put an item's Attention in words, by the failed
+// command's purpose.
+var attentionKeys = map[string]string{"store": "mail_attention.store", "pickup": "mail_attention.pickup", "service": "mail_attention.service"}
+
+// attentionText is what staff should do about an item, or "".
+func attentionText(lang string, it mailroom.Item) string {
+	if it.Attention == "" {
+		return ""
+	}
+	purpose, reason, door := it.AttentionParts()
+	key, ok := attentionKeys[purpose]
+	if !ok {
+		return it.Attention
+	}
+	why := reason
+	if k, ok := cmdReasonKeys[reason]; ok {
+		why = web.T(lang, k, nil)
+	}
+	return web.T(lang, key, map[string]any{"door": door, "reason": why})
+}
+
 // mailCommand is a locker door's opening, for a page following it.
 func (d *Desk) mailCommand(c *fiber.Ctx) error {
 	id, err := strconv.ParseInt(c.Params("id"), 10, 64)

@@ -38,7 +38,8 @@ func (d *Desk) renderMailItem(c *fiber.Ctx, status int, formErr error) error {
 	data := fiber.Map{"Item": it, "Events": events, "HasLocker": d.Mail.HasLocker(), "Sizes": mailroom.Sizes,
 		"Form": fiber.Map{"collector_kind": c.FormValue("collector_kind", mailroom.CollectorRecipient), "collector_name": c.FormValue("collector_name"),
 			"agent_id_last4": c.FormValue("agent_id_last4"), "signature": c.FormValue("signature"), "slot": c.FormValue("slot"),
-			"reason": c.FormValue("reason"), "note": c.FormValue("note")}}
+			"reason": c.FormValue("reason"), "note": c.FormValue("note")},
+		"Attention": attentionText(web.Lang(c), it)}
 	if it.State == mailroom.StateWaiting {
 		waiting, err := d.Mail.Waiting(ctx, it.Unit)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,8 +89,11 @@ type Item struct {
 	Hold           string     `db:"hold" json:"hold"`
 	HoldNote       string     `db:"hold_note" json:"hold_note,omitempty"`
 	State          string     `db:"state" json:"state"`
-	// Attention is why staff should look at the item (a door that did not
-	// open); empty when all is well.
+	// Attention is why staff should look at the item, empty when all is
+	// well: a locker command that failed, as purpose:reason:door
+	// ("store:not_opened:12": the door given did not open and the item
+	// needs another; "pickup:no_answer:3": the resident could not take it;
+	// "service:…" for a door opened by staff). AttentionParts splits it.
 	Attention    string     `db:"attention" json:"attention,omitempty"`
 	RegisteredOn string     `db:"registered_on" json:"registered_on"`
 	RegisteredAt time.Time  `db:"registered_at" json:"registered_at"`
@@ -172,6 +176,17 @@ func (s *Service) Waiting(ctx context.Context, unit string) ([]Item, error) {
 		return nil, err
 	}
 	return s.items(ctx, s.db, "i.unit_id = ? AND i.state = 'waiting' ORDER BY i.registered_at, i.id", u.id)
+}
+
+// AttentionParts splits Attention into the failed command's purpose, its
+// reason and the door.
+func (it Item) AttentionParts() (purpose, reason string, door int) {
+	p := strings.SplitN(it.Attention, ":", 3)
+	if len(p) != 3 {
+		return "", "", 0
+	}
+	door, _ = strconv.Atoi(p[2])
+	return p[0], p[1], door
 }
 
 // Query narrows a listing of items; zero fields match everything.

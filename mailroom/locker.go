@@ -590,16 +590,17 @@ func (s *Service) failCommand(ctx context.Context, id int64, reason, detail, fla
 			}
 		}
 		if c.ItemID != nil {
-			attention := fmt.Sprintf("door %d: %s", c.Door, reason)
-			switch {
-			case c.Purpose == "store" && free:
-				attention += ": place the item in another door"
+			// What staff should do, as a code the screens put in words:
+			// purpose:reason:door (see Item.Attention).
+			kind := c.Purpose
+			if kind == "store" && !free {
+				kind = "service" // the door keeps the item: check it, retry
+			}
+			attention := fmt.Sprintf("%s:%s:%d", kind, reason, c.Door)
+			if c.Purpose == "store" && free {
 				_, err = tx.Exec(ctx, "UPDATE mail_items SET door_id = NULL, attention = ?, updated_at = ? WHERE id = ? AND state = 'waiting' AND door_id = ?",
 					attention, now, *c.ItemID, c.DoorID)
-			case c.Purpose == "pickup":
-				attention += ": the resident could not take the item; open the door for them or hand it over at the desk"
-				fallthrough
-			default:
+			} else {
 				_, err = tx.Exec(ctx, "UPDATE mail_items SET attention = ?, updated_at = ? WHERE id = ? AND state = 'waiting'", attention, now, *c.ItemID)
 			}
 			if err != nil {

@@ -684,3 +684,30 @@ func TestMailLockers(t *testing.T) {
 		t.Fatalf("door 7 still flagged: %+v", doors[6])
 	}
 }
+
+// A door that does not open (jammed in the simulator): the letter is
+// freed from it, the door flagged, and the item page tells the clerk in
+// Chinese what happened and what to do.
+func TestMailDoorThatDoesNotOpen(t *testing.T) {
+	e, sim, sys := lockerSite(t, nil)
+	if err := sim.Stick(1, true); err != nil {
+		t.Fatal(err)
+	}
+	it, err := e.mail.Register(sys, mailroom.RegisterInput{Type: "letter", Carrier: "中国邮政", Unit: "1-1-101", Condition: "ok", Storage: "locker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := e.mail.PlaceInLocker(sys, it.ID, "S")
+	if err != nil || cmd.Door != 1 {
+		t.Fatalf("placing: door %d, %v", cmd.Door, err)
+	}
+	waitCmd(t, e, cmd.ID, mailroom.CmdFailed)
+	it, _ = e.mail.Item(sys, it.ID)
+	if it.Door != nil || it.State != mailroom.StateWaiting {
+		t.Fatalf("after the jammed door: %+v", it)
+	}
+	_, body := e.as(auth.Clerk).do("GET", "/mail/items/"+itoa(it.ID), "", "")
+	if !strings.Contains(body, `id="attention"`) || !strings.Contains(body, "1号柜门：柜门没有打开。请把此件放入其他柜门或货架") {
+		t.Fatalf("the item page:\n%s", body)
+	}
+}
