@@ -243,8 +243,8 @@ func (s *Service) warmCache(ctx context.Context) {
 			}
 			return
 		}
+		entries += rows.total // before put: from then on the rows are the cache's
 		s.cache.put(z.ID, rows)
-		entries += rows.total
 	}
 	s.warmed.Store(true)
 	s.log.Info("fleet: whitelists loaded into memory", "zones", len(zones), "entries", entries, "took", time.Since(start).Round(time.Millisecond))
