@@ -2,6 +2,7 @@ package reader
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -71,10 +72,10 @@ func (r *Reader) ackLater(zone string, seq uint64) {
 
 // sendAcks sends the acknowledgements noted (handling goroutine only).
 func (r *Reader) sendAcks() {
-	for zone, seq := range r.pendingAcks {
-		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: zone, Seq: seq})
-		delete(r.pendingAcks, zone)
+	for _, zone := range slices.Sorted(maps.Keys(r.pendingAcks)) {
+		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: zone, Seq: r.pendingAcks[zone]})
 	}
+	clear(r.pendingAcks)
 }
 
 // reject counts and logs a payload that is refused.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -213,6 +214,23 @@ func (s *server) state(device string, match func(proto.State) bool) proto.State 
 func (s *server) ack(device, zone string, seq uint64) {
 	s.t.Helper()
 	expect[proto.Ack](s, proto.KindAck, device, func(a proto.Ack) bool { return a.Zone == zone && a.Seq == seq })
+}
+
+// acks waits for acknowledgements of a device reaching each zone's
+// sequence, in any order: they are cumulative and sent once per burst of
+// messages handled, so one may cover several changes.
+func (s *server) acks(device string, want map[string]uint64) {
+	s.t.Helper()
+	left := maps.Clone(want)
+	for len(left) > 0 {
+		expect[proto.Ack](s, proto.KindAck, device, func(a proto.Ack) bool {
+			if seq, ok := left[a.Zone]; ok && a.Seq >= seq {
+				delete(left, a.Zone)
+				return true
+			}
+			return false
+		})
+	}
 }
 
 // states waits for states of a device matching each of preds, in any
