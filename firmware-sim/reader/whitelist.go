@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"onecard/fleet/proto"
@@ -131,13 +130,13 @@ func (w *whitelist) scanRecord(rows string) (record, string, bool) {
 	rows = rows[i+1:]
 	var no, from, until uint64
 	var ok bool
-	if no, rows, ok = scanDec(rows); !ok || no == 0 {
+	if no, rows, ok = proto.ScanUint(rows); !ok || no == 0 {
 		return r, rows, false
 	}
-	if from, rows, ok = scanDec(rows); !ok || from > math.MaxInt64 {
+	if from, rows, ok = proto.ScanUint(rows); !ok || from > math.MaxInt64 {
 		return r, rows, false
 	}
-	if until, rows, ok = scanDec(rows); !ok || until > math.MaxInt64 || until <= from {
+	if until, rows, ok = proto.ScanUint(rows); !ok || until > math.MaxInt64 || until <= from {
 		return r, rows, false
 	}
 	r.no, r.from, r.until = no, int64(from), int64(until)
@@ -165,33 +164,6 @@ func upperHex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return 255
-}
-
-// scanDec reads a decimal number ended by a comma and returns the rest
-// after the comma.
-func scanDec(s string) (uint64, string, bool) {
-	var n uint64
-	for i := 0; i < len(s) && i < 19; i++ { // 19 digits cannot overflow
-		c := s[i]
-		if c == ',' {
-			return n, s[i+1:], i > 0
-		}
-		if c-'0' > 9 {
-			return 0, s, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	i := strings.IndexByte(s, ',') // a long number, or none
-	if i < 0 {
-		return 0, s, false
-	}
-	for _, c := range []byte(s[:i]) {
-		if c-'0' > 9 {
-			return 0, s, false
-		}
-	}
-	n, err := strconv.ParseUint(s[:i], 10, 64)
-	return n, s[i+1:], err == nil
 }
 
 func (w *whitelist) entry(r record) proto.Entry {

@@ -289,13 +289,13 @@ func scanRow(rows string) (e Entry, rest string, ok bool) {
 	}
 	e.Card, rows = rows[:c], rows[c+1:]
 	var no, from, until uint64
-	if no, rows, ok = scanDec(rows); !ok {
+	if no, rows, ok = ScanUint(rows); !ok {
 		return e, rows, false
 	}
-	if from, rows, ok = scanDec(rows); !ok || from > math.MaxInt64 {
+	if from, rows, ok = ScanUint(rows); !ok || from > math.MaxInt64 {
 		return e, rows, false
 	}
-	if until, rows, ok = scanDec(rows); !ok || until > math.MaxInt64 {
+	if until, rows, ok = ScanUint(rows); !ok || until > math.MaxInt64 {
 		return e, rows, false
 	}
 	e.No, e.From, e.Until = no, int64(from), int64(until)
@@ -310,9 +310,10 @@ func scanRow(rows string) (e Entry, rest string, ok bool) {
 	return e, rows[1:], true
 }
 
-// scanDec reads an unsigned decimal number ended by a comma and returns
-// the rest after the comma.
-func scanDec(s string) (uint64, string, bool) {
+// ScanUint reads an unsigned decimal number ended by a comma, as a
+// snapshot row's numbers are, and returns the rest after the comma (for a
+// device that reads rows straight into its records).
+func ScanUint(s string) (uint64, string, bool) {
 	var n uint64
 	for i := 0; i < len(s) && i < 19; i++ { // 19 digits cannot overflow
 		c := s[i]
