@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"onecard/devices"
@@ -15,59 +14,16 @@ import (
 // discarding what is there).
 const maxBuffered = 4096
 
-// Hang-up detection, as in the pn532 driver: a serial read that times out
-// takes ReadTimeout (at least 100 ms with tarm/serial); one that returns
-// io.EOF at once, again and again, is a port that hung up (Linux hangs up
-// a tty whose USB adapter was unplugged, or whose pty master closed) or a
-// closed pipe.
-const (
-	fastEOF     = 5 * time.Millisecond
-	hangUpAfter = 5
-)
-
-var errHungUp = errors.New("port hung up (every read ends at once: adapter unplugged or peer closed)")
-
 // readLoop is the only reader of the port: io.ReadWriter has no deadlines,
 // so reads happen here and queries wait on the buffer instead.
 func (p *Printer) readLoop() {
-	buf := make([]byte, 256)
-	fast := 0
-	for {
-		start := time.Now()
-		n, err := p.port.Read(buf)
-		select {
-		case <-p.closed:
-			return
-		default:
+	err := devices.ReadLoop(p.port, 256, p.closed, func(b []byte, _ time.Time) {
+		if len(b) > 0 {
+			p.push(b)
 		}
-		if n > 0 {
-			p.push(buf[:n])
-			fast = 0
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			p.fail(err)
-			return
-		}
-		if n > 0 {
-			continue
-		}
-		// (0, io.EOF) is tarm/serial's "no data before ReadTimeout".
-		if time.Since(start) >= fastEOF {
-			fast = 0
-			continue
-		}
-		fast++
-		if fast >= hangUpAfter {
-			p.fail(errHungUp)
-			return
-		}
-		t := time.NewTimer(time.Millisecond << fast)
-		select {
-		case <-p.closed:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	})
+	if err != nil {
+		p.fail(err)
 	}
 }
 

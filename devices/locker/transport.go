@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"onecard/devices"
@@ -22,18 +21,6 @@ const maxReply = 32
 // settleQuiet is how long the line must stay silent, on top of a reply's
 // wire time, before a request follows one that went unanswered.
 const settleQuiet = 20 * time.Millisecond
-
-// Hang-up detection, as in the other serial drivers: a serial read that
-// times out takes ReadTimeout (at least 100 ms with tarm/serial); one that
-// returns io.EOF at once, again and again, is a port that hung up (Linux
-// hangs up a tty whose USB adapter was unplugged, or whose pty master
-// closed) or a closed pipe.
-const (
-	fastEOF     = 5 * time.Millisecond
-	hangUpAfter = 5
-)
-
-var errHungUp = errors.New("port hung up (every read ends at once: adapter unplugged or peer closed)")
 
 // lineStats counts what the line brought that was not an answer.
 type lineStats struct {
@@ -60,44 +47,13 @@ func (e *noReply) Error() string { return "no valid answer in time (" + e.line +
 // readLoop is the only reader of the port: io.ReadWriter has no deadlines,
 // so reads happen here and requests wait on the buffer instead.
 func (b *Bank) readLoop() {
-	buf := make([]byte, 256)
-	fast := 0
-	for {
-		start := time.Now()
-		n, err := b.port.Read(buf)
-		select {
-		case <-b.closed:
-			return
-		default:
+	err := devices.ReadLoop(b.port, 256, b.closed, func(p []byte, _ time.Time) {
+		if len(p) > 0 {
+			b.push(p)
 		}
-		if n > 0 {
-			b.push(buf[:n])
-			fast = 0
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			b.fail(err)
-			return
-		}
-		if n > 0 {
-			continue
-		}
-		// (0, io.EOF) is tarm/serial's "no data before ReadTimeout".
-		if time.Since(start) >= fastEOF {
-			fast = 0
-			continue
-		}
-		fast++
-		if fast >= hangUpAfter {
-			b.fail(errHungUp)
-			return
-		}
-		t := time.NewTimer(time.Millisecond << fast)
-		select {
-		case <-b.closed:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	})
+	if err != nil {
+		b.fail(err)
 	}
 }
 

@@ -4,22 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"onecard/devices"
 )
-
-// Hang-up detection, as in devices/pn532: a serial read that times out
-// takes ReadTimeout (at least 100 ms with tarm/serial); one that returns
-// io.EOF at once, again and again, is a port that hung up (an unplugged USB
-// adapter, a pty whose master closed) or a closed pipe.
-const (
-	fastEOF     = 5 * time.Millisecond
-	hangUpAfter = 5
-)
-
-var errHungUp = errors.New("port hung up (every read ends at once: adapter unplugged or peer closed)")
 
 // Why a request went unacknowledged.
 var (
@@ -65,45 +53,14 @@ func (s lineStats) since(mark lineStats) string {
 // readLoop is the only reader of the port: io.ReadWriter has no deadlines,
 // so reads happen here and requests wait on their waiters instead.
 func (t *Terminal) readLoop() {
-	buf := make([]byte, 512)
 	var rx []byte
-	fast := 0
-	for {
-		start := time.Now()
-		n, err := t.port.Read(buf)
-		select {
-		case <-t.closed:
-			return
-		default:
+	err := devices.ReadLoop(t.port, 512, t.closed, func(p []byte, _ time.Time) {
+		if len(p) > 0 {
+			rx = t.decode(append(rx, p...))
 		}
-		if n > 0 {
-			rx = t.decode(append(rx, buf[:n]...))
-			fast = 0
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			t.fail(err)
-			return
-		}
-		if n > 0 {
-			continue
-		}
-		// (0, io.EOF) is tarm/serial's "no data before ReadTimeout".
-		if time.Since(start) >= fastEOF {
-			fast = 0
-			continue
-		}
-		fast++
-		if fast >= hangUpAfter {
-			t.fail(errHungUp)
-			return
-		}
-		tm := time.NewTimer(time.Millisecond << fast)
-		select {
-		case <-t.closed:
-			tm.Stop()
-			return
-		case <-tm.C:
-		}
+	})
+	if err != nil {
+		t.fail(err)
 	}
 }
 

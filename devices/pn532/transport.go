@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"onecard/devices"
@@ -15,61 +14,19 @@ import (
 // 262 bytes and every command starts by discarding what is there).
 const maxBuffered = 4096
 
-// Hang-up detection: a serial read that times out takes ReadTimeout (at
-// least 100 ms with tarm/serial); one that returns io.EOF at once, again
-// and again, is a port that hung up (Linux hangs up a tty whose USB
-// adapter was unplugged, or whose pty master closed) or a closed pipe.
-const (
-	fastEOF     = 5 * time.Millisecond
-	hangUpAfter = 5
-)
-
-var errHungUp = errors.New("port hung up (every read ends at once: adapter unplugged or peer closed)")
-
 // maxFrame is the longest normal frame on the wire.
 const maxFrame = MaxData + 8
 
 // readLoop is the only reader of the port: io.ReadWriter has no deadlines,
 // so reads happen here and commands wait on the buffer instead.
 func (d *Dev) readLoop() {
-	buf := make([]byte, 512)
-	fast := 0
-	for {
-		start := time.Now()
-		n, err := d.port.Read(buf)
-		select {
-		case <-d.closed:
-			return
-		default:
+	err := devices.ReadLoop(d.port, 512, d.closed, func(p []byte, _ time.Time) {
+		if len(p) > 0 {
+			d.push(p)
 		}
-		if n > 0 {
-			d.push(buf[:n])
-			fast = 0
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			d.fail(err)
-			return
-		}
-		if n > 0 {
-			continue
-		}
-		// (0, io.EOF) is tarm/serial's "no data before ReadTimeout".
-		if time.Since(start) >= fastEOF {
-			fast = 0
-			continue
-		}
-		fast++
-		if fast >= hangUpAfter {
-			d.fail(errHungUp)
-			return
-		}
-		t := time.NewTimer(time.Millisecond << fast)
-		select {
-		case <-d.closed:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	})
+	if err != nil {
+		d.fail(err)
 	}
 }
 

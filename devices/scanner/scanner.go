@@ -212,64 +212,21 @@ func at(ev event) time.Time {
 	return ev.scan.At
 }
 
-// Hang-up detection, as in devices/pn532: a serial read that times out
-// takes ReadTimeout (at least 100 ms with tarm/serial); one that returns
-// io.EOF at once, again and again, is a port that hung up (an unplugged USB
-// adapter, a pty whose master closed) or a closed pipe.
-const (
-	fastEOF     = 5 * time.Millisecond
-	hangUpAfter = 5
-)
-
-var errHungUp = errors.New("port hung up (every read ends at once: adapter unplugged or peer closed)")
-
 // readLoop is the only reader of the port: io.Reader has no deadlines, so
 // reads happen here and Next waits on the queue instead.
 func (s *Scanner) readLoop() {
 	sp := &splitter{maxLen: s.opts.MaxLen, aim: s.opts.AIM}
-	buf := make([]byte, 256)
-	fast := 0
-	for {
-		start := time.Now()
-		n, err := s.port.Read(buf)
-		now := time.Now()
-		select {
-		case <-s.closed:
-			return
-		default:
-		}
+	err := devices.ReadLoop(s.port, 256, s.closed, func(p []byte, now time.Time) {
 		// A line begun long ago is noise, not the start of this one.
 		if begun, last := sp.pending(); begun && now.Sub(last) > s.opts.LineGap {
 			sp.flush(s.push)
 		}
-		if n > 0 {
-			sp.feed(buf[:n], now, s.push)
-			fast = 0
+		if len(p) > 0 {
+			sp.feed(p, now, s.push)
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			s.fail(sp, err)
-			return
-		}
-		if n > 0 {
-			continue
-		}
-		// (0, io.EOF) is tarm/serial's "no data before ReadTimeout".
-		if time.Since(start) >= fastEOF {
-			fast = 0
-			continue
-		}
-		fast++
-		if fast >= hangUpAfter {
-			s.fail(sp, errHungUp)
-			return
-		}
-		t := time.NewTimer(time.Millisecond << fast)
-		select {
-		case <-s.closed:
-			t.Stop()
-			return
-		case <-t.C:
-		}
+	})
+	if err != nil {
+		s.fail(sp, err)
 	}
 }
 
