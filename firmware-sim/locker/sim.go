@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	firmwaresim "onecard/firmware-sim"
 	"sync"
 	"time"
 )
@@ -237,47 +238,7 @@ func (s *Sim) State() State {
 // rw has SetDeadline or SetReadDeadline, to stop its reader and return at
 // once; otherwise a read in progress holds a goroutine until rw is closed.
 func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	unblocked := make(chan struct{})
-	var canUnblock bool
-	switch rw.(type) {
-	case interface{ SetDeadline(time.Time) error }, interface{ SetReadDeadline(time.Time) error }:
-		canUnblock = true
-	}
-	context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		switch d := rw.(type) {
-		case interface{ SetDeadline(time.Time) error }:
-			d.SetDeadline(time.Now())
-		case interface{ SetReadDeadline(time.Time) error }:
-			d.SetReadDeadline(time.Now())
-		}
-	})
-
-	readErr := make(chan error, 1)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		readErr <- s.receive(ctx, rw)
-	}()
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-readErr:
-	}
-	cancel()
-	<-unblocked
-	if canUnblock {
-		<-readerDone
-	}
-	if parent.Err() != nil {
-		return parent.Err()
-	}
-	return err
+	return firmwaresim.ServeLine(ctx, rw, s.receive)
 }
 
 // receive reads the line: the bytes join the board's receive buffer when a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	firmwaresim "onecard/firmware-sim"
 	"sync"
 	"time"
 
@@ -222,10 +223,6 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	if err := s.openDir(); err != nil {
 		return err
 	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	s.mu.Lock()
 	s.queue, s.stopped = nil, false
 	s.mu.Unlock()
@@ -235,48 +232,12 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		defer close(printerDone)
 		s.interpret()
 	}()
-
-	unblocked := make(chan struct{})
-	var canUnblock bool
-	switch rw.(type) {
-	case interface{ SetDeadline(time.Time) error }, interface{ SetReadDeadline(time.Time) error }:
-		canUnblock = true
-	}
-	context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		switch d := rw.(type) {
-		case interface{ SetDeadline(time.Time) error }:
-			d.SetDeadline(time.Now())
-		case interface{ SetReadDeadline(time.Time) error }:
-			d.SetReadDeadline(time.Now())
-		}
-	})
-
-	readErr := make(chan error, 1)
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		readErr <- s.receive(ctx, rw)
-	}()
-
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-readErr:
-	}
-	cancel()
-	<-unblocked
-	if canUnblock {
-		<-readerDone
-	}
+	err := firmwaresim.ServeLine(ctx, rw, s.receive)
 	s.mu.Lock()
 	s.stopped = true
 	s.wake.Broadcast()
 	s.mu.Unlock()
 	<-printerDone
-	if parent.Err() != nil {
-		return parent.Err()
-	}
 	return err
 }
 
