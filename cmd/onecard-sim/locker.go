@@ -88,21 +88,10 @@ func runLocker(ctx context.Context, args []string, std stdio) error {
 	}
 	defer pty.Close()
 	c.pty = pty
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- c.sim.Serve(sctx, pty) }()
 	fmt.Fprintln(std.out, pty.Name())
 	log.Info("locker simulator ready", "pty", pty.Name(), "link", *link, "baud", *baud, "doors", *doors, "boards", c.sim.Boards())
 
-	err = console(ctx, std.in, *exitOnEOF, served, c.do)
-	cancel()
-	if err == nil {
-		// Serve ends at once: the pty has deadlines.
-		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-	}
+	err = serveConsole(ctx, std, *exitOnEOF, func(ctx context.Context) error { return c.sim.Serve(ctx, pty) }, c.do)
 	log.Info("locker simulator stopped")
 	return err
 }

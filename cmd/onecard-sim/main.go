@@ -115,6 +115,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // errHelp: help was asked for and printed.
 var errHelp = errors.New("help printed")
 
+// serveConsole runs a simulator (serve, on its pty) and the stdin console
+// together until the console quits, stdin ends (--exit-on-eof) or ctx
+// ends. It returns the console's error, or serve's if serve failed (being
+// cancelled is how serve ends normally).
+func serveConsole(ctx context.Context, std stdio, exitOnEOF bool, serve func(context.Context) error, do func(line string) (quit bool)) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- serve(sctx) }()
+	err := console(ctx, std.in, exitOnEOF, served, do)
+	cancel()
+	if err == nil {
+		// Serve ends at once: the pty has deadlines.
+		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
+			err = serr
+		}
+	}
+	return err
+}
+
 // console feeds standard input's lines to do until ctx ends, served reports
 // that the simulator stopped, do says quit, or (with exitOnEOF) input ends.
 func console(ctx context.Context, in io.Reader, exitOnEOF bool, served <-chan error, do func(line string) (quit bool)) error {

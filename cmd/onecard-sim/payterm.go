@@ -105,18 +105,7 @@ func runPayterm(ctx context.Context, args []string, std stdio) error {
 	fmt.Fprintln(std.out, pty.Name())
 	log.Info("payment terminal simulator ready", "pty", pty.Name(), "link", *link, "baud", *baud, "journal", *journal, "delay", *delay)
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- sim.Serve(sctx, pty) }()
-	err = console(ctx, std.in, *exitOnEOF, served, c.do)
-	cancel()
-	if err == nil {
-		// Serve ends at once: the pty has deadlines.
-		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-	}
+	err = serveConsole(ctx, std, *exitOnEOF, func(ctx context.Context) error { return sim.Serve(ctx, pty) }, c.do)
 	log.Info("payment terminal simulator stopped")
 	return err
 }

@@ -101,18 +101,7 @@ func runPN532(ctx context.Context, args []string, std stdio) error {
 	fmt.Fprintln(std.out, pty.Name())
 	log.Info("pn532 simulator ready", "pty", pty.Name(), "link", *link, "baud", *baud, "rf_latency", *latency)
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- c.sim.Serve(sctx, pty) }()
-	err = console(ctx, std.in, *exitOnEOF, served, c.do)
-	cancel()
-	if err == nil {
-		// Serve ends at once: the pty has deadlines.
-		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-	}
+	err = serveConsole(ctx, std, *exitOnEOF, func(ctx context.Context) error { return c.sim.Serve(ctx, pty) }, c.do)
 	log.Info("pn532 simulator stopped")
 	return err
 }

@@ -97,21 +97,10 @@ func runPrinter(ctx context.Context, args []string, std stdio) error {
 	}
 	defer pty.Close()
 	c.pty = pty
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- c.sim.Serve(sctx, pty) }()
 	fmt.Fprintln(std.out, pty.Name())
 	log.Info("printer simulator ready", "pty", pty.Name(), "link", *link, "baud", *baud, "paper_mm", *paper, "out", *out)
 
-	err = console(ctx, std.in, *exitOnEOF, served, c.do)
-	cancel()
-	if err == nil {
-		// Serve ends at once: the pty has deadlines.
-		if serr := <-served; serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-	}
+	err = serveConsole(ctx, std, *exitOnEOF, func(ctx context.Context) error { return c.sim.Serve(ctx, pty) }, c.do)
 	log.Info("printer simulator stopped")
 	return err
 }
