@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -18,11 +17,7 @@ import (
 )
 
 func TestLockerUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		code int
-		out  string // in stdout, or stderr when code ≠ 0
-	}{
+	checkUsage(t, []usageCase{
 		{[]string{"--help"}, 0, "locker"},
 		{[]string{"locker", "--help"}, 0, "stick N"},
 		{[]string{"locker", "--help"}, 0, "-doors doors"},
@@ -32,44 +27,13 @@ func TestLockerUsage(t *testing.T) {
 		{[]string{"locker", "--pty-link", "x", "--baud", "-1"}, 2, "--baud"},
 		{[]string{"locker", "--pty-link", "x", "--pop-delay", "-1s"}, 2, "--pop-delay"},
 		{[]string{"locker", "--pty-link", "x", "extra"}, 2, `unexpected argument "extra"`},
-	} {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
-		text := out.String()
-		if code != 0 {
-			text = errOut.String()
-		}
-		if code != tc.code || !strings.Contains(text, tc.out) {
-			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
-		}
-	}
+	})
 }
 
 // TestLockerConsole drives the commands in process.
 func TestLockerConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "locker")
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	defer inW.Close()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"locker", "--pty-link", link, "--doors", "40", "--baud", "0"}, inR, outW, io.Discard)
-		outW.Close()
-	}()
-	out := lines(outR)
-	if slave := next(t, out); !strings.HasPrefix(slave, "/dev/") {
-		t.Fatalf("first line %q, want the slave's path", slave)
-	}
-	if target, err := os.Readlink(link); err != nil || !strings.HasPrefix(target, "/dev/") {
-		t.Fatalf("link: %q %v", target, err)
-	}
-	say := func(cmd string) string {
-		t.Helper()
-		if _, err := io.WriteString(inW, cmd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		return next(t, out)
-	}
+	inW, _, done, say := startConsole(t, link, "locker", "--pty-link", link, "--doors", "40", "--baud", "0")
 	for _, tc := range []struct{ cmd, want string }{
 		{"status", "doors=40 boards=3 open=- stuck=- silent=- queries=0 unlocks=0 ignored=0 baud=0 pty=/dev/"},
 		{"open 7", "opened 7"},

@@ -97,31 +97,64 @@ func next(t *testing.T, ch <-chan string) string {
 	return ""
 }
 
-// TestConsole drives the commands in process.
-func TestConsole(t *testing.T) {
-	link := filepath.Join(t.TempDir(), "pn532")
+// usageCase is a command line and what it must give: an exit code and a
+// text in stdout, or in stderr when the code is not 0.
+type usageCase struct {
+	args []string
+	code int
+	out  string
+}
+
+func checkUsage(t *testing.T, cases []usageCase) {
+	t.Helper()
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
+		text := out.String()
+		if code != 0 {
+			text = errOut.String()
+		}
+		if code != tc.code || !strings.Contains(text, tc.out) {
+			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
+		}
+	}
+}
+
+// startConsole runs a simulator command in process with its console on
+// pipes, checks that it prints the pty's slave first and links it at link,
+// and returns its stdin, its output lines, its exit code to come, and say,
+// which sends a console command and returns the answer's line.
+func startConsole(t *testing.T, link string, args ...string) (stdin io.WriteCloser, out <-chan string, done <-chan int, say func(cmd string) string) {
+	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	defer inW.Close()
-	done := make(chan int, 1)
+	t.Cleanup(func() { inW.Close() })
+	exit := make(chan int, 1)
 	go func() {
-		done <- run(context.Background(), []string{"pn532", "--pty-link", link, "--baud", "0", "--card", "04:a1:b2:c3"}, inR, outW, io.Discard)
+		exit <- run(context.Background(), args, inR, outW, io.Discard)
 		outW.Close()
 	}()
-	out := lines(outR)
-	if slave := next(t, out); !strings.HasPrefix(slave, "/dev/") {
+	lines := lines(outR)
+	if slave := next(t, lines); !strings.HasPrefix(slave, "/dev/") {
 		t.Fatalf("first line %q, want the slave's path", slave)
 	}
 	if target, err := os.Readlink(link); err != nil || !strings.HasPrefix(target, "/dev/") {
 		t.Fatalf("link: %q %v", target, err)
 	}
-	say := func(cmd string) string {
+	say = func(cmd string) string {
 		t.Helper()
 		if _, err := io.WriteString(inW, cmd+"\n"); err != nil {
 			t.Fatal(err)
 		}
-		return next(t, out)
+		return next(t, lines)
 	}
+	return inW, lines, exit, say
+}
+
+// TestConsole drives the commands in process.
+func TestConsole(t *testing.T) {
+	link := filepath.Join(t.TempDir(), "pn532")
+	inW, out, done, say := startConsole(t, link, "pn532", "--pty-link", link, "--baud", "0", "--card", "04:a1:b2:c3")
 	for _, tc := range []struct{ cmd, want string }{
 		{"status", "card=04A1B2C3 selected=false auth-sector=-1 key=- asleep=false retries=FF baud=0 pty=/dev/"},
 		{"remove", "removed"},

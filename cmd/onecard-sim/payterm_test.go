@@ -58,28 +58,7 @@ func TestPaytermUsage(t *testing.T) {
 // TestPaytermConsole drives the commands in process.
 func TestPaytermConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "payterm")
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	defer inW.Close()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"payterm", "--pty-link", link, "--baud", "0"}, inR, outW, io.Discard)
-		outW.Close()
-	}()
-	out := lines(outR)
-	if slave := next(t, out); !strings.HasPrefix(slave, "/dev/") {
-		t.Fatalf("first line %q, want the slave's path", slave)
-	}
-	if target, err := os.Readlink(link); err != nil || !strings.HasPrefix(target, "/dev/") {
-		t.Fatalf("link: %q %v", target, err)
-	}
-	say := func(cmd string) string {
-		t.Helper()
-		if _, err := io.WriteString(inW, cmd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		return next(t, out)
-	}
+	inW, _, done, say := startConsole(t, link, "payterm", "--pty-link", link, "--baud", "0")
 	for _, tc := range []struct{ cmd, want string }{
 		{"status", "mode=approve delay=200ms sale=- off=false journal=0/500 charges=0 batch=1 baud=0 pty=/dev/"},
 		{"decline", "mode decline 05"},

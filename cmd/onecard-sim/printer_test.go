@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"image/png"
@@ -18,11 +17,7 @@ import (
 )
 
 func TestPrinterUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		code int
-		out  string // in stdout, or stderr when code ≠ 0
-	}{
+	checkUsage(t, []usageCase{
 		{[]string{"--help"}, 0, "printer"},
 		{[]string{"printer", "--help"}, 0, "cover closed"},
 		{[]string{"printer", "--help"}, 0, "-paper mm"},
@@ -31,45 +26,14 @@ func TestPrinterUsage(t *testing.T) {
 		{[]string{"printer", "--pty-link", "x", "--out", "y", "--paper", "76"}, 2, "--paper is 80 or 58"},
 		{[]string{"printer", "--pty-link", "x", "--out", "y", "--baud", "-1"}, 2, "--baud"},
 		{[]string{"printer", "--pty-link", "x", "--out", "y", "extra"}, 2, `unexpected argument "extra"`},
-	} {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
-		text := out.String()
-		if code != 0 {
-			text = errOut.String()
-		}
-		if code != tc.code || !strings.Contains(text, tc.out) {
-			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
-		}
-	}
+	})
 }
 
 // TestPrinterConsole drives the commands in process.
 func TestPrinterConsole(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "printer")
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	defer inW.Close()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"printer", "--pty-link", link, "--out", filepath.Join(dir, "out"), "--baud", "0", "--paper", "58"}, inR, outW, io.Discard)
-		outW.Close()
-	}()
-	out := lines(outR)
-	if slave := next(t, out); !strings.HasPrefix(slave, "/dev/") {
-		t.Fatalf("first line %q, want the slave's path", slave)
-	}
-	if target, err := os.Readlink(link); err != nil || !strings.HasPrefix(target, "/dev/") {
-		t.Fatalf("link: %q %v", target, err)
-	}
-	say := func(cmd string) string {
-		t.Helper()
-		if _, err := io.WriteString(inW, cmd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		return next(t, out)
-	}
+	inW, _, done, say := startConsole(t, link, "printer", "--pty-link", link, "--out", filepath.Join(dir, "out"), "--baud", "0", "--paper", "58")
 	for _, tc := range []struct{ cmd, want string }{
 		{"status", "paper=ok cover=closed muted=false online=true waiting=0 answered=0 receipts=0 baud=0 pty=/dev/"},
 		{"paper out", "paper out"},

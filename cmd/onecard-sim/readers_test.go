@@ -25,11 +25,7 @@ import (
 )
 
 func TestReadersUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		code int
-		out  string // in stdout, or stderr when code ≠ 0
-	}{
+	checkUsage(t, []usageCase{
 		{[]string{"--help"}, 0, "readers"},
 		{[]string{"readers", "--help"}, 0, "power-loss ID"},
 		{[]string{"readers", "--site", "s1", "--zone", "gate"}, 2, "--broker is required"},
@@ -39,17 +35,7 @@ func TestReadersUsage(t *testing.T) {
 		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--id-prefix", "R"}, 2, "--id-prefix"},
 		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--zones", "a,B"}, 2, "--zones"},
 		{[]string{"readers", "--broker", "tcp://x:1", "--site", "s1", "--zone", "gate", "--secret-file", "/nonexistent"}, 2, "--secret-file"},
-	} {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
-		text := out.String()
-		if code != 0 {
-			text = errOut.String()
-		}
-		if code != tc.code || !strings.Contains(text, tc.out) {
-			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
-		}
-	}
+	})
 }
 
 // startBroker runs a mochi broker that lets everyone in, on a free port.

@@ -18,11 +18,7 @@ import (
 )
 
 func TestScannerUsage(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		code int
-		out  string // in stdout, or stderr when code ≠ 0
-	}{
+	checkUsage(t, []usageCase{
 		{[]string{"--help"}, 0, "scanner"},
 		{[]string{"scanner", "--help"}, 0, "scan CODE [CODE...]"},
 		{[]string{"scanner", "--help"}, 0, "-suffix crlf"},
@@ -32,17 +28,7 @@ func TestScannerUsage(t *testing.T) {
 		{[]string{"scanner", "--pty-link", "x", "--suffix", "tab"}, 2, "--suffix is crlf, cr or lf"},
 		{[]string{"scanner", "--pty-link", "x", "--aim", "C0"}, 2, "--aim is ]"},
 		{[]string{"scanner", "--pty-link", "x", "extra"}, 2, `unexpected argument "extra"`},
-	} {
-		var out, errOut bytes.Buffer
-		code := run(context.Background(), tc.args, strings.NewReader(""), &out, &errOut)
-		text := out.String()
-		if code != 0 {
-			text = errOut.String()
-		}
-		if code != tc.code || !strings.Contains(text, tc.out) {
-			t.Errorf("%q: exit %d, want %d with %q:\n%s%s", tc.args, code, tc.code, tc.out, out.String(), errOut.String())
-		}
-	}
+	})
 }
 
 // openScanner opens the scanner's port at 9600 baud and puts the driver
@@ -87,26 +73,8 @@ func TestScannerConsole(t *testing.T) {
 	if err := os.WriteFile(batch, []byte("# Monday's parcels\nYT1234567890\r\n\n  jd0001234567 \n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	defer inW.Close()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(context.Background(), []string{"scanner", "--pty-link", link, "--baud", "0"}, inR, outW, io.Discard)
-		outW.Close()
-	}()
-	out := lines(outR)
-	if slave := next(t, out); !strings.HasPrefix(slave, "/dev/") {
-		t.Fatalf("first line %q, want the slave's path", slave)
-	}
+	inW, _, done, say := startConsole(t, link, "scanner", "--pty-link", link, "--baud", "0")
 	sc := openScanner(t, link)
-	say := func(cmd string) string {
-		t.Helper()
-		if _, err := io.WriteString(inW, cmd+"\n"); err != nil {
-			t.Fatal(err)
-		}
-		return next(t, out)
-	}
 	for _, tc := range []struct {
 		cmd, want string
 		got       []string // what the driver then reads
