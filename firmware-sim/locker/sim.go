@@ -259,8 +259,8 @@ func (s *Sim) receive(ctx context.Context, rw io.ReadWriter) error {
 		}
 		for off := 0; off < n; {
 			end := min(off+chunk, n)
-			free = free.Add(wire(end-off, s.opt.Baud))
-			if err := sleep(ctx, time.Until(free)); err != nil {
+			free = free.Add(firmwaresim.WireTime(end-off, s.opt.Baud))
+			if err := firmwaresim.Sleep(ctx, time.Until(free)); err != nil {
 				return err
 			}
 			rx = append(rx, buf[off:end]...)
@@ -345,7 +345,7 @@ func (s *Sim) request(ctx context.Context, w io.Writer, addr, cmd byte) error {
 	if len(out) > replyLen {
 		s.log.Info("lockersim: fault: garbage before an answer", "bytes", fmt.Sprintf("% X", out[:len(out)-replyLen]))
 	}
-	if err := pace(ctx, w, out, s.opt.Baud); err != nil {
+	if err := firmwaresim.Pace(ctx, w, out, s.opt.Baud); err != nil {
 		return fmt.Errorf("lockersim: write: %w", err)
 	}
 	if cmd == cmdUnlock {
@@ -405,50 +405,4 @@ func sum(b []byte) byte {
 		s += c
 	}
 	return s
-}
-
-// wire is how long n bytes take on a line at baud.
-func wire(n, baud int) time.Duration {
-	if baud <= 0 {
-		return 0
-	}
-	return time.Duration(n) * 10 * time.Second / time.Duration(baud)
-}
-
-// pace writes b as a UART at baud would deliver it, 10 bits a byte, in
-// chunks of about 2 ms of line time, each when its last byte would have
-// arrived.
-func pace(ctx context.Context, w io.Writer, b []byte, baud int) error {
-	if baud <= 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	chunk := max(1, baud/10/500)
-	start := time.Now()
-	for off := 0; off < len(b); {
-		end := min(off+chunk, len(b))
-		if err := sleep(ctx, time.Until(start.Add(wire(end, baud)))); err != nil {
-			return err
-		}
-		if _, err := w.Write(b[off:end]); err != nil {
-			return err
-		}
-		off = end
-	}
-	return nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	firmwaresim "onecard/firmware-sim"
 	"time"
 
 	"onecard/devices/payterm"
@@ -221,7 +222,7 @@ func (l *link) flush(ctx context.Context) error {
 		if err := l.write(ctx, l.queue[0]); err != nil {
 			return err
 		}
-		l.due = time.Now().Add(s.opt.AckTimeout + wire(MaxWire, s.opt.Baud))
+		l.due = time.Now().Add(s.opt.AckTimeout + firmwaresim.WireTime(MaxWire, s.opt.Baud))
 	}
 	return nil
 }
@@ -313,47 +314,8 @@ func (l *link) write(ctx context.Context, frame []byte) error {
 		s.log.Debug("paytermsim: garbage instead of a frame", "type", payterm.Type(frame[2]), "bytes", len(junk))
 		frame = junk
 	}
-	if err := pace(ctx, l.rw, frame, s.opt.Baud); err != nil {
+	if err := firmwaresim.Pace(ctx, l.rw, frame, s.opt.Baud); err != nil {
 		return fmt.Errorf("paytermsim: write: %w", err)
-	}
-	return nil
-}
-
-// wire is how long n bytes take at baud (10 bits a byte); 0 at baud 0.
-func wire(n, baud int) time.Duration {
-	if baud <= 0 {
-		return 0
-	}
-	return time.Duration(n) * 10 * time.Second / time.Duration(baud)
-}
-
-// pace writes b as a UART at baud would deliver it, 10 bits a byte: in
-// chunks of about 2 ms of line time, each written when its last byte would
-// have arrived. Deadlines are reckoned from the start, so sleeping late
-// never accumulates.
-func pace(ctx context.Context, w io.Writer, b []byte, baud int) error {
-	if baud <= 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	chunk := max(1, baud/10/500)
-	start := time.Now()
-	for off := 0; off < len(b); {
-		end := min(off+chunk, len(b))
-		due := start.Add(time.Duration(int64(end) * 10 * int64(time.Second) / int64(baud)))
-		if d := time.Until(due); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
-		}
-		if _, err := w.Write(b[off:end]); err != nil {
-			return err
-		}
-		off = end
 	}
 	return nil
 }

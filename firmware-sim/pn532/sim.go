@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	firmwaresim "onecard/firmware-sim"
 	"sync"
 	"time"
 
@@ -527,50 +528,10 @@ func (l *loop) write(ctx context.Context, frame []byte) error {
 	if injected > 0 {
 		s.log.Info("pn532sim: fault: garbage before a frame", "bytes", hexs(out[:injected]))
 	}
-	if err := pace(ctx, l.rw, out, s.opt.Baud); err != nil {
+	if err := firmwaresim.Pace(ctx, l.rw, out, s.opt.Baud); err != nil {
 		return fmt.Errorf("pn532sim: write: %w", err)
 	}
 	return nil
-}
-
-// pace writes b as a UART at baud would deliver it, 10 bits a byte: in
-// chunks of about 2 ms of line time, each written when its last byte would
-// have arrived. Deadlines are reckoned from the start, so sleeping late
-// never accumulates.
-func pace(ctx context.Context, w io.Writer, b []byte, baud int) error {
-	if baud <= 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	chunk := max(1, baud/10/500)
-	start := time.Now()
-	for off := 0; off < len(b); {
-		end := min(off+chunk, len(b))
-		due := start.Add(time.Duration(int64(end) * 10 * int64(time.Second) / int64(baud)))
-		if err := sleep(ctx, time.Until(due)); err != nil {
-			return err
-		}
-		if _, err := w.Write(b[off:end]); err != nil {
-			return err
-		}
-		off = end
-	}
-	return nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // execute runs a command and returns the frame to answer (nil for none).
@@ -686,7 +647,7 @@ func (s *Sim) listPassiveTarget(ctx context.Context, p []byte) ([]byte, error) {
 	if c == nil {
 		return []byte{0}, nil
 	}
-	if err := sleep(ctx, s.opt.RFLatency); err != nil {
+	if err := firmwaresim.Sleep(ctx, s.opt.RFLatency); err != nil {
 		return nil, errDrop
 	}
 	if !s.lockAwake() {
@@ -735,7 +696,7 @@ func (s *Sim) dataExchange(ctx context.Context, p []byte) ([]byte, error) {
 		return nil, errSyntax
 	}
 	tg, m := p[0], p[1:]
-	if err := sleep(ctx, s.opt.RFLatency); err != nil {
+	if err := firmwaresim.Sleep(ctx, s.opt.RFLatency); err != nil {
 		return nil, errDrop
 	}
 	if !s.lockAwake() {

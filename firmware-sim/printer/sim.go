@@ -259,7 +259,7 @@ func (s *Sim) receive(ctx context.Context, rw io.ReadWriter) error {
 		for off := 0; off < n; {
 			end := min(off+chunk, n)
 			free = free.Add(s.wire(end - off))
-			if err := sleep(ctx, time.Until(free)); err != nil {
+			if err := firmwaresim.Sleep(ctx, time.Until(free)); err != nil {
 				return err
 			}
 			if err := s.arrive(ctx, rw, rt, buf[off:end]); err != nil {
@@ -337,7 +337,7 @@ func (s *Sim) respond(ctx context.Context, w io.Writer, n byte) error {
 		s.log.Info("printersim: fault: garbage before a status answer", "bytes", fmt.Sprintf("% X", out[:len(out)-1]))
 	}
 	s.log.Debug("printersim: status", "n", n, "answer", fmt.Sprintf("%02X", b))
-	if err := pace(ctx, w, out, s.opt.Baud); err != nil {
+	if err := firmwaresim.Pace(ctx, w, out, s.opt.Baud); err != nil {
 		return fmt.Errorf("printersim: write: %w", err)
 	}
 	return nil
@@ -399,44 +399,5 @@ func (s *Sim) interpret() {
 		default:
 			blocks = append(blocks, b)
 		}
-	}
-}
-
-// pace writes b as a UART at baud would deliver it, 10 bits a byte, in
-// chunks of about 2 ms of line time, each when its last byte would have
-// arrived.
-func pace(ctx context.Context, w io.Writer, b []byte, baud int) error {
-	if baud <= 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	chunk := max(1, baud/10/500)
-	start := time.Now()
-	for off := 0; off < len(b); {
-		end := min(off+chunk, len(b))
-		due := start.Add(time.Duration(int64(end) * 10 * int64(time.Second) / int64(baud)))
-		if err := sleep(ctx, time.Until(due)); err != nil {
-			return err
-		}
-		if _, err := w.Write(b[off:end]); err != nil {
-			return err
-		}
-		off = end
-	}
-	return nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

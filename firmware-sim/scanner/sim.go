@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	firmwaresim "onecard/firmware-sim"
 	"sync"
 	"time"
 )
@@ -166,13 +167,13 @@ func (s *Sim) Serve(ctx context.Context, w io.Writer) error {
 			b = it.garbage
 			s.log.Info("scannersim: fault: garbage", "bytes", fmt.Sprintf("% X", b))
 		} else {
-			if err := sleep(ctx, time.Until(next)); err != nil {
+			if err := firmwaresim.Sleep(ctx, time.Until(next)); err != nil {
 				s.unTake(it)
 				return err
 			}
 			b = []byte(s.opt.Prefix + it.code + s.opt.Suffix)
 		}
-		if err := pace(ctx, w, b, s.opt.Baud); err != nil {
+		if err := firmwaresim.Pace(ctx, w, b, s.opt.Baud); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -222,43 +223,4 @@ func (s *Sim) unTake(it item) {
 	s.queue = append([]item{it}, s.queue...)
 	s.inFlight = false
 	s.signal()
-}
-
-// pace writes b as a UART at baud would deliver it: a few bytes (about
-// 2 ms of line time) at a time, each when its last bit would be on the
-// wire.
-func pace(ctx context.Context, w io.Writer, b []byte, baud int) error {
-	if baud <= 0 {
-		_, err := w.Write(b)
-		return err
-	}
-	chunk := max(1, baud/10/500)
-	start := time.Now()
-	for off := 0; off < len(b); {
-		end := min(off+chunk, len(b))
-		due := start.Add(time.Duration(int64(end) * 10 * int64(time.Second) / int64(baud)))
-		if err := sleep(ctx, time.Until(due)); err != nil {
-			return err
-		}
-		if _, err := w.Write(b[off:end]); err != nil {
-			return err
-		}
-		off = end
-	}
-	return nil
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
