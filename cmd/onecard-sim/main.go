@@ -157,6 +157,9 @@ func console(ctx context.Context, in io.Reader, exitOnEOF bool, served <-chan er
 		case <-ctx.Done():
 			return nil
 		case err := <-served:
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return nil // ctx ended and serve saw it first
+			}
 			return err
 		case line, ok := <-lines:
 			if !ok {

@@ -152,6 +152,27 @@ func startConsole(t *testing.T, link string, args ...string) (stdin io.WriteClos
 }
 
 // TestConsole drives the commands in process.
+// TestConsoleEndsCleanly: when ctx ends, serve (on a context made from
+// it) ends with context.Canceled at the same moment; the console returns
+// nil whichever of the two it sees first (CI once saw the simulator exit 1
+// after SIGTERM for this).
+func TestConsoleEndsCleanly(t *testing.T) {
+	for range 64 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		served := make(chan error, 1)
+		served <- ctx.Err()
+		if err := console(ctx, strings.NewReader(""), false, served, func(string) bool { return false }); err != nil {
+			t.Fatalf("console after ctx ended: %v", err)
+		}
+	}
+	served := make(chan error, 1)
+	served <- errors.New("pty gone")
+	if err := console(context.Background(), strings.NewReader(""), false, served, func(string) bool { return false }); err == nil || err.Error() != "pty gone" {
+		t.Fatalf("serve's own failure: %v", err)
+	}
+}
+
 func TestConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "pn532")
 	inW, out, done, say := startConsole(t, link, "pn532", "--pty-link", link, "--baud", "0", "--card", "04:a1:b2:c3")
