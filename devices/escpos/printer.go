@@ -64,10 +64,7 @@ type Printer struct {
 	closeOnce sync.Once
 
 	// Filled by the reader goroutine, consumed by the running query.
-	rxMu   sync.Mutex
-	rx     []byte
-	rxErr  error         // port failure, wrapping devices.ErrPortFailed
-	notify chan struct{} // bytes arrived or rxErr set
+	rx *devices.RxBuffer
 
 	// sem admits one operation at a time; it guards wdone, lineFree and
 	// dirty.
@@ -94,10 +91,10 @@ func New(port io.ReadWriter, opts *Opts) *Printer {
 		port:   port,
 		opts:   o,
 		closed: make(chan struct{}),
-		notify: make(chan struct{}, 1),
+		rx:     devices.NewRxBuffer(maxBuffered),
 		sem:    make(chan struct{}, 1),
 	}
-	go p.readLoop()
+	go p.rx.Fill(port, 256, p.closed)
 	return p
 }
 
@@ -171,7 +168,7 @@ func (p *Printer) usable() error {
 		return ErrClosed
 	default:
 	}
-	return p.broken()
+	return p.rx.Err()
 }
 
 func (p *Printer) status(ctx context.Context) (Status, error) {
@@ -211,7 +208,7 @@ func (p *Printer) query(ctx context.Context, n byte) (Status, error) {
 		return fail(err)
 	}
 	// Whatever came before the query is stale: noise, a late answer.
-	p.drain()
+	p.rx.Drain()
 	if err := p.write(ctx, StatusQuery(n)); err != nil {
 		return fail(err)
 	}
@@ -245,7 +242,7 @@ func (p *Printer) settle(ctx context.Context) error {
 	quiet := settleQuiet + p.wire(8)
 	end := time.Now().Add(p.opts.Timeout)
 	for {
-		p.drain()
+		p.rx.Drain()
 		deadline := time.Now().Add(quiet)
 		if deadline.After(end) {
 			deadline = end
@@ -258,7 +255,7 @@ func (p *Printer) settle(ctx context.Context) error {
 			return err
 		}
 	}
-	p.drain()
+	p.rx.Drain()
 	p.dirty = false
 	return nil
 }
@@ -305,8 +302,8 @@ func (p *Printer) waitWrite(ctx context.Context, limit time.Duration) error {
 	case err := <-p.wdone:
 		p.wdone = nil
 		if err != nil {
-			p.fail(err)
-			return p.broken()
+			p.rx.Fail(err)
+			return p.rx.Err()
 		}
 		return nil
 	case <-t.C:

@@ -110,14 +110,11 @@ type Bank struct {
 	closeOnce sync.Once
 
 	// Filled by the reader goroutine, consumed by the running request.
-	rxMu   sync.Mutex
-	rx     []byte
-	rxErr  error         // port failure, wrapping devices.ErrPortFailed
-	notify chan struct{} // bytes arrived or rxErr set
-	line   lineStats
+	rx *devices.RxBuffer
 
-	// sem admits one operation at a time; it guards dirty and wdone.
+	// sem admits one operation at a time; it guards line, dirty and wdone.
 	sem   chan struct{}
+	line  lineStats  // but for the bytes rx discarded (see stats)
 	dirty bool       // a request went unanswered: its answer may yet come
 	wdone chan error // the write in flight, nil when none
 }
@@ -157,10 +154,10 @@ func New(port io.ReadWriter, doors int, opts *Opts) (*Bank, error) {
 		opts:   o,
 		doors:  doors,
 		closed: make(chan struct{}),
-		notify: make(chan struct{}, 1),
+		rx:     devices.NewRxBuffer(maxBuffered),
 		sem:    make(chan struct{}, 1),
 	}
-	go b.readLoop()
+	go b.rx.Fill(port, 256, b.closed)
 	return b, nil
 }
 
@@ -326,7 +323,7 @@ func (b *Bank) usable() error {
 		return ErrClosed
 	default:
 	}
-	return b.broken()
+	return b.rx.Err()
 }
 
 // sleep waits d, unless ctx ends or the driver closes first.

@@ -320,3 +320,21 @@ type hungUp struct{}
 
 func (hungUp) Read([]byte) (int, error)    { return 0, io.EOF }
 func (hungUp) Write(p []byte) (int, error) { return len(p), nil }
+
+// A board drowned in noise: what the line carried after the last try
+// instead of an answer is counted in the error.
+func TestNoisyBoardCounted(t *testing.T) {
+	damaged := reply(0x00, 0x00, 0x00)
+	damaged[8] ^= 0x5A
+	noise := cat([]byte{0xFF, 0xFE, 0xFD}, damaged, reply(0x10, 0xFF, 0xFF))
+	b := newBank(t, 16,
+		step{Want: query0, Reply: noise}, step{Want: query0, Reply: noise}, step{Want: query0, Reply: noise},
+	)
+	_, err := b.Status(ctxStep(t))
+	if !errors.Is(err, locker.ErrNoAnswer) {
+		t.Fatalf("Status: %v", err)
+	}
+	if want := "3 tries, the line carried 3 garbage bytes, 1 damaged frame(s), 1 reply(ies) from other boards: no valid answer"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q\nwant …%q…", err, want)
+	}
+}

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"onecard/devices"
 )
 
-// Receive buffer: the reader goroutine keeps at most this many unread
-// bytes, dropping the oldest (they can only be stale: every request starts
-// by discarding what is there).
+// maxBuffered bounds the receive buffer (devices.RxBuffer): a request reads
+// what came after it started, older bytes are stale.
 const maxBuffered = 4096
 
 // maxReply bounds a reply's length in any layout, for reckoning its time
@@ -44,92 +41,40 @@ type noReply struct{ line string }
 
 func (e *noReply) Error() string { return "no valid answer in time (" + e.line + ")" }
 
-// readLoop is the only reader of the port: io.ReadWriter has no deadlines,
-// so reads happen here and requests wait on the buffer instead.
-func (b *Bank) readLoop() {
-	err := devices.ReadLoop(b.port, 256, b.closed, func(p []byte, _ time.Time) {
-		if len(p) > 0 {
-			b.push(p)
-		}
-	})
-	if err != nil {
-		b.fail(err)
-	}
-}
-
-// push appends received bytes and wakes a waiting request.
-func (b *Bank) push(p []byte) {
-	b.rxMu.Lock()
-	b.rx = append(b.rx, p...)
-	if over := len(b.rx) - maxBuffered; over > 0 {
-		b.line.garbage += over
-		b.rx = append(b.rx[:0], b.rx[over:]...)
-	}
-	b.rxMu.Unlock()
-	b.wake()
-}
-
-func (b *Bank) wake() {
-	select {
-	case b.notify <- struct{}{}:
-	default:
-	}
-}
-
-// fail marks the Bank broken by a port error; the first error stays.
-func (b *Bank) fail(err error) {
-	b.rxMu.Lock()
-	if b.rxErr == nil {
-		b.rxErr = fmt.Errorf("%w: %w", devices.ErrPortFailed, err)
-	}
-	b.rxMu.Unlock()
-	b.wake()
-}
-
-// broken returns the port error, if any.
-func (b *Bank) broken() error {
-	b.rxMu.Lock()
-	defer b.rxMu.Unlock()
-	return b.rxErr
-}
-
-// drain discards received bytes, counting them as garbage.
-func (b *Bank) drain() {
-	b.rxMu.Lock()
-	b.line.garbage += len(b.rx)
-	b.rx = b.rx[:0]
-	b.rxMu.Unlock()
-}
-
+// stats counts what the line brought so far; bytes the receive buffer
+// dropped unread (drained before a request, or overflowing) are garbage.
 func (b *Bank) stats() lineStats {
-	b.rxMu.Lock()
-	defer b.rxMu.Unlock()
-	return b.line
+	s := b.line
+	s.garbage += b.rx.Discarded()
+	return s
 }
 
 // take decodes what was received and returns the first valid reply from
 // board, leaving the bytes after it; garbage, damaged frames and other
 // boards' replies before it are dropped and counted.
-func (b *Bank) take(board int) (Reply, bool) {
-	b.rxMu.Lock()
-	defer b.rxMu.Unlock()
-	for len(b.rx) > 0 {
-		r, n, err := b.opts.Codec.Decode(b.rx)
-		b.rx = append(b.rx[:0], b.rx[n:]...)
-		switch {
-		case errors.Is(err, ErrIncomplete):
-			b.line.garbage += n
-			return Reply{}, false
-		case err != nil:
-			b.line.damaged++
-			b.line.garbage += n - 1
-		case r.Board != board:
-			b.line.stray++
-		default:
-			return r, true
+func (b *Bank) take(board int) (reply Reply, ok bool) {
+	b.rx.Consume(func(p []byte) int {
+		used := 0
+		for used < len(p) {
+			r, n, err := b.opts.Codec.Decode(p[used:])
+			used += n
+			switch {
+			case errors.Is(err, ErrIncomplete):
+				b.line.garbage += n
+				return used
+			case err != nil:
+				b.line.damaged++
+				b.line.garbage += n - 1
+			case r.Board != board:
+				b.line.stray++
+			default:
+				reply, ok = r, true
+				return used
+			}
 		}
-	}
-	return Reply{}, false
+		return used
+	})
+	return reply, ok
 }
 
 // ask sends req and waits for a valid reply from board, up to Timeout
@@ -139,7 +84,7 @@ func (b *Bank) ask(ctx context.Context, board int, req []byte) (Reply, error) {
 		return Reply{}, err
 	}
 	// Whatever came before the request is stale: noise, a late answer.
-	b.drain()
+	b.rx.Drain()
 	mark := b.stats()
 	b.dirty = true // until a reply comes
 	if err := b.write(ctx, req); err != nil {
@@ -163,7 +108,7 @@ func (b *Bank) ask(ctx context.Context, board int, req []byte) (Reply, error) {
 			b.dirty = false
 			return r, nil
 		}
-		if err := b.broken(); err != nil {
+		if err := b.rx.Err(); err != nil {
 			return Reply{}, err
 		}
 		if b.stats().damaged > mark.damaged {
@@ -176,7 +121,7 @@ func (b *Bank) ask(ctx context.Context, board int, req []byte) (Reply, error) {
 			}
 		}
 		select {
-		case <-b.notify:
+		case <-b.rx.Ready():
 		case <-t.C:
 			return Reply{}, &noReply{line: b.stats().since(mark)}
 		case <-quietC:
@@ -199,7 +144,7 @@ func (b *Bank) settle(ctx context.Context) error {
 	quiet := settleQuiet + b.wire(maxReply)
 	end := time.Now().Add(b.opts.Timeout)
 	for {
-		b.drain()
+		b.rx.Drain()
 		wait := min(quiet, time.Until(end))
 		if wait <= 0 {
 			break
@@ -221,8 +166,8 @@ func (b *Bank) quietFor(ctx context.Context, d time.Duration) (bool, error) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-b.notify:
-		return false, b.broken()
+	case <-b.rx.Ready():
+		return false, b.rx.Err()
 	case <-t.C:
 		return true, nil
 	case <-ctx.Done():
@@ -261,13 +206,13 @@ func (b *Bank) waitWrite(ctx context.Context, limit time.Duration) error {
 	case err := <-b.wdone:
 		b.wdone = nil
 		if err != nil {
-			b.fail(err)
-			return b.broken()
+			b.rx.Fail(err)
+			return b.rx.Err()
 		}
 		return nil
 	case <-t.C:
-		b.fail(fmt.Errorf("write stalled for %v", limit.Round(time.Millisecond)))
-		return b.broken()
+		b.rx.Fail(fmt.Errorf("write stalled for %v", limit.Round(time.Millisecond)))
+		return b.rx.Err()
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-b.closed:

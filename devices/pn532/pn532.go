@@ -75,10 +75,7 @@ type Dev struct {
 	closeOnce sync.Once
 
 	// Filled by the reader goroutine, consumed by the running command.
-	rxMu   sync.Mutex
-	rx     []byte
-	rxErr  error         // port failure, wrapping devices.ErrPortFailed
-	notify chan struct{} // bytes arrived or rxErr set
+	rx *devices.RxBuffer
 
 	// sem admits one command at a time; it guards wdone and dirty.
 	sem   chan struct{}
@@ -127,10 +124,10 @@ func New(port io.ReadWriter, opts *Opts) *Dev {
 		port:   port,
 		opts:   o,
 		closed: make(chan struct{}),
-		notify: make(chan struct{}, 1),
+		rx:     devices.NewRxBuffer(maxBuffered),
 		sem:    make(chan struct{}, 1),
 	}
-	go d.readLoop()
+	go d.rx.Fill(port, 512, d.closed)
 	return d
 }
 

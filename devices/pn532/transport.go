@@ -9,68 +9,12 @@ import (
 	"onecard/devices"
 )
 
-// Receive buffer: the reader goroutine keeps at most this many unread
-// bytes, dropping the oldest (they can only be stale: a frame is at most
-// 262 bytes and every command starts by discarding what is there).
+// maxBuffered bounds the receive buffer (devices.RxBuffer): a command reads
+// what came after it started, older bytes are stale.
 const maxBuffered = 4096
 
 // maxFrame is the longest normal frame on the wire.
 const maxFrame = MaxData + 8
-
-// readLoop is the only reader of the port: io.ReadWriter has no deadlines,
-// so reads happen here and commands wait on the buffer instead.
-func (d *Dev) readLoop() {
-	err := devices.ReadLoop(d.port, 512, d.closed, func(p []byte, _ time.Time) {
-		if len(p) > 0 {
-			d.push(p)
-		}
-	})
-	if err != nil {
-		d.fail(err)
-	}
-}
-
-// push appends received bytes and wakes a waiting command.
-func (d *Dev) push(b []byte) {
-	d.rxMu.Lock()
-	d.rx = append(d.rx, b...)
-	if over := len(d.rx) - maxBuffered; over > 0 {
-		d.rx = append(d.rx[:0], d.rx[over:]...)
-	}
-	d.rxMu.Unlock()
-	d.wake()
-}
-
-func (d *Dev) wake() {
-	select {
-	case d.notify <- struct{}{}:
-	default:
-	}
-}
-
-// fail marks the Dev broken by a port error; the first error stays.
-func (d *Dev) fail(err error) {
-	d.rxMu.Lock()
-	if d.rxErr == nil {
-		d.rxErr = fmt.Errorf("%w: %w", devices.ErrPortFailed, err)
-	}
-	d.rxMu.Unlock()
-	d.wake()
-}
-
-// broken returns the port error, if any.
-func (d *Dev) broken() error {
-	d.rxMu.Lock()
-	defer d.rxMu.Unlock()
-	return d.rxErr
-}
-
-// drain discards received bytes: whatever came before a command is stale.
-func (d *Dev) drain() {
-	d.rxMu.Lock()
-	d.rx = d.rx[:0]
-	d.rxMu.Unlock()
-}
 
 // errWait: the deadline of a wait passed. Internal: callers turn it into
 // the step's own timeout error.
@@ -98,17 +42,14 @@ func (r *rxReader) stop() { r.timer.Stop() }
 func (r *rxReader) wait() error {
 	d := r.d
 	for {
-		d.rxMu.Lock()
-		n, err := len(d.rx), d.rxErr
-		d.rxMu.Unlock()
-		if n > 0 {
+		if d.rx.Len() > 0 {
 			return nil
 		}
-		if err != nil {
+		if err := d.rx.Err(); err != nil {
 			return err
 		}
 		select {
-		case <-d.notify:
+		case <-d.rx.Ready():
 		case <-r.timer.C:
 			return errWait
 		case <-r.ctx.Done():
@@ -120,15 +61,14 @@ func (r *rxReader) wait() error {
 }
 
 func (r *rxReader) ReadByte() (byte, error) {
-	if err := r.wait(); err != nil {
-		return 0, err
+	for {
+		if err := r.wait(); err != nil {
+			return 0, err
+		}
+		if b, ok, err := r.d.rx.Next(); ok || err != nil {
+			return b, err
+		}
 	}
-	d := r.d
-	d.rxMu.Lock()
-	defer d.rxMu.Unlock()
-	b := d.rx[0]
-	d.rx = d.rx[1:]
-	return b, nil
 }
 
 // readFrame reads the next frame that completes before deadline.
@@ -173,8 +113,8 @@ func (d *Dev) waitWrite(ctx context.Context, limit time.Duration) error {
 	case err := <-d.wdone:
 		d.wdone = nil
 		if err != nil {
-			d.fail(err)
-			return d.broken()
+			d.rx.Fail(err)
+			return d.rx.Err()
 		}
 		return nil
 	case <-t.C:
@@ -244,7 +184,7 @@ func (d *Dev) usable() error {
 		return ErrClosed
 	default:
 	}
-	return d.broken()
+	return d.rx.Err()
 }
 
 // settle waits, after a command that may have left the PN532 talking (a
@@ -256,7 +196,7 @@ func (d *Dev) settle(r *rxReader) error {
 	}
 	end := time.Now().Add(d.opts.Timeout)
 	for {
-		d.drain()
+		d.rx.Drain()
 		quiet := time.Now().Add(d.opts.AckTimeout)
 		if quiet.After(end) {
 			quiet = end
@@ -273,7 +213,7 @@ func (d *Dev) settle(r *rxReader) error {
 			break
 		}
 	}
-	d.drain()
+	d.rx.Drain()
 	d.dirty = false
 	return nil
 }
@@ -287,7 +227,7 @@ func (d *Dev) send(r *rxReader, out []byte) error {
 		if try > 0 {
 			d.dirty = true
 		}
-		d.drain()
+		d.rx.Drain()
 		if err := d.write(r.ctx, out); err != nil {
 			return err
 		}
