@@ -340,3 +340,82 @@ func TestMailBatchInTheBrowser(t *testing.T) {
 		t.Fatalf("the signature is blank (%d dark pixels)", ink)
 	}
 }
+
+// TestLockersPageFollowsTheBank: the desk's lockers page shows a parcel
+// stored, a door flagged and a command queued elsewhere without a reload,
+// and leaves alone the part where the clerk is typing until they are done.
+func TestLockersPageFollowsTheBank(t *testing.T) {
+	e, sim, sys := lockerSite(t, nil)
+	b := browser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	eval := func(js string) string {
+		t.Helper()
+		s, err := chromedp.Run(b, chromedp.Evaluate[string](js))
+		if err != nil {
+			t.Fatalf("%s: %v", js, err)
+		}
+		return s
+	}
+	wait := func(what, js string) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			ok, err := chromedp.Run(b, chromedp.Evaluate[bool](js))
+			if err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiting for %s (%s): %v", what, js, err)
+			}
+		}
+	}
+	err := chromedp.Do(b,
+		chromedp.Navigate(e.url+"/mail/lockers"),
+		chromedp.WaitVisible(css("#username")),
+		chromedp.SendKeys(css("#username"), "clerk"),
+		chromedp.SendKeys(css("#password"), "password-clerk"),
+		chromedp.Click(css("#login")),
+		chromedp.WaitVisible(css("#door-48")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval(`window.samePage = "yes"`)
+	commands := `document.querySelectorAll("#commands tbody tr").length`
+
+	it := storeLetter(t, e, sim, sys)
+	wait("the letter in its door", `(document.querySelector("#door-`+itoa(int64(*it.Door))+`") || {}).textContent.indexOf("`+it.Number+`") >= 0`)
+	if eval(`window.samePage || ""`) != "yes" {
+		t.Fatal("the page reloaded")
+	}
+	before := eval(`String(` + commands + `)`)
+
+	// The clerk starts opening door 2 with a reason; meanwhile door 7 is
+	// flagged and door 9 opened from another desk.
+	err = chromedp.Do(b,
+		chromedp.Click(css("#door-2 summary")),
+		chromedp.SendKeys(css(`#door-2 input[name="reason"]`), "检查柜内"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.mail.FlagDoor(sys, 7, "门锁松动"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.mail.OpenDoor(sys, 9, "盘点"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the new command", `String(`+commands+`) !== "`+before+`"`)
+	if v := eval(`document.querySelector('#door-2 input[name="reason"]').value + "|" + document.querySelector("#door-2 details").open`); v != "检查柜内|true" {
+		t.Fatalf("the clerk's reason was lost: %q", v)
+	}
+	if strings.Contains(eval(`document.querySelector("#door-7").textContent`), "门锁松动") {
+		t.Fatal("the doors were replaced under the clerk's open form")
+	}
+	// Done with the form: the doors catch up.
+	eval(`document.querySelector("#door-2 details").open = false; document.activeElement.blur(); ""`)
+	wait("door 7 flagged", `document.querySelector("#door-7").textContent.indexOf("门锁松动") >= 0`)
+	if eval(`window.samePage || ""`) != "yes" {
+		t.Fatal("the page reloaded")
+	}
+	mailShot(t, b, "lockers-live")
+}

@@ -1,29 +1,63 @@
 // The mail room's desk screens: the batch form (scanner feed, keyboard-
 // wedge scanner, unit type-ahead, one row per item), locker doors followed
-// until they close, the signature pad and the print button. Without this
+// until they close, the lockers page kept current, the signature pad and
+// the print button. Without this
 // script every form still posts and the server checks everything again.
 (function () {
   'use strict';
 
   // A door being opened: its state is fetched until it is done or failed.
-  document.querySelectorAll('[data-command]').forEach(function (el) {
-    var final = function (s) { return s === 'done' || s === 'failed'; };
-    if (final(el.dataset.state)) return;
-    var label = el.querySelector('.cmd-state');
-    function tick() {
-      fetch('/mail/commands/' + el.dataset.command, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (c) {
-          if (!c) return;
-          if (label) label.textContent = c.state_label + (c.reason_label ? ' · ' + c.reason_label : '');
-          el.dataset.state = c.state;
-          if (!final(c.state)) { setTimeout(tick, 1000); return; }
-          if (el.dataset.reload) location.reload();
+  function follow(root) {
+    root.querySelectorAll('[data-command]').forEach(function (el) {
+      var final = function (s) { return s === 'done' || s === 'failed'; };
+      if (final(el.dataset.state)) return;
+      var label = el.querySelector('.cmd-state');
+      function tick() {
+        if (!el.isConnected) return; // replaced by a fresher copy
+        fetch('/mail/commands/' + el.dataset.command, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (c) {
+            if (!c) return;
+            if (label) label.textContent = c.state_label + (c.reason_label ? ' · ' + c.reason_label : '');
+            el.dataset.state = c.state;
+            if (!final(c.state)) { setTimeout(tick, 1000); return; }
+            if (el.dataset.reload) location.reload();
+          })
+          .catch(function () { setTimeout(tick, 3000); });
+      }
+      setTimeout(tick, 1000);
+    });
+  }
+  follow(document);
+
+  // A page that follows the locker bank (its parts marked data-live, with
+  // ids): every few seconds the page is fetched again and those parts are
+  // replaced, except one the clerk is using (an action form open, or the
+  // focus in it), so doors closed, items collected at the kiosk and
+  // commands finished show without a reload and nothing typed is lost.
+  var live = document.querySelectorAll('[data-live][id]');
+  if (live.length) {
+    var busy = function (el) { return el.contains(document.activeElement) || !!el.querySelector('details[open]'); };
+    var refresh = function () {
+      if (document.hidden) { setTimeout(refresh, 5000); return; }
+      fetch(location.href, { credentials: 'same-origin' })
+        .then(function (r) { return r.ok && !r.redirected ? r.text() : null; })
+        .then(function (html) {
+          if (html) {
+            var fresh = new DOMParser().parseFromString(html, 'text/html');
+            document.querySelectorAll('[data-live][id]').forEach(function (el) {
+              var next = fresh.getElementById(el.id);
+              if (!next || busy(el) || next.innerHTML === el.innerHTML) return;
+              el.replaceWith(next);
+              follow(next);
+            });
+          }
+          setTimeout(refresh, 5000);
         })
-        .catch(function () { setTimeout(tick, 3000); });
-    }
-    setTimeout(tick, 1000);
-  });
+        .catch(function () { setTimeout(refresh, 10000); });
+    };
+    setTimeout(refresh, 5000);
+  }
 
   // The demo's scanner: the code goes out on the simulated scanner and
   // comes back through the serial port and the scanner stream, so the
