@@ -52,7 +52,6 @@ Flags:
 // runGateway is the gateway subcommand.
 func runGateway(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim gateway", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	listen := fs.String("listen", gatewaysim.DefaultListen, "`address` to listen on; port 0 picks a free one")
 	keyFile := fs.String("key-file", "", "the gateway's private key, PEM (`file`, required; made if missing)")
 	merchant := fs.String("merchant", "onecard", "the merchant's `id`")
@@ -64,18 +63,10 @@ func runGateway(ctx context.Context, args []string, std stdio) error {
 	attempts := fs.Int("attempts", gatewaysim.DefaultAttempts, "deliveries of a notification before giving up (`n`)")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every request")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, gatewayHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, gatewayHelp, std.out); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *keyFile == "":
 		return usageError{"--key-file is required"}
 	case !gateway.ValidTxn(*merchant):
@@ -93,11 +84,7 @@ func runGateway(ctx context.Context, args []string, std stdio) error {
 		*merchantKey = filepath.Join(filepath.Dir(*keyFile), "merchant.pem")
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	key, made, err := gateway.LoadOrCreatePrivateKey(*keyFile)
 	if err != nil {
 		return err

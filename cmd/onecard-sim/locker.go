@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -43,25 +41,16 @@ Flags:
 // runLocker is the locker subcommand.
 func runLocker(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim locker", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	link := fs.String("pty-link", "", "`path` of the symlink to the pty's slave (required); a stale symlink there is replaced")
 	doors := fs.Int("doors", lockersim.DefaultDoors, fmt.Sprintf("how many `doors` the bank has, 1 to %d (16 a board)", lockersim.Most))
 	baud := fs.Int("baud", 19200, "pace the line as a UART at this `rate` would (10 bits a byte); 0 sends at once")
 	pop := fs.Duration("pop-delay", 0, "how long an unlocked door takes to spring open (its sensor to say open)")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every status query and ignored frame")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, lockerHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, lockerHelp, std.out); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *link == "":
 		return usageError{"--pty-link is required"}
 	case *doors < 1 || *doors > lockersim.Most:
@@ -72,11 +61,7 @@ func runLocker(ctx context.Context, args []string, std stdio) error {
 		return usageError{"--pop-delay cannot be negative"}
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	c := &lockerConsole{
 		sim:  lockersim.New(lockersim.Options{Doors: *doors, Baud: *baud, PopDelay: *pop, Log: log}),
 		baud: *baud,

@@ -7,8 +7,10 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -114,6 +116,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // errHelp: help was asked for and printed.
 var errHelp = errors.New("help printed")
+
+// parseFlags parses a subcommand's args with fs: -h prints help and the
+// flags (errHelp); a bad flag or a stray argument is a usageError.
+func parseFlags(fs *flag.FlagSet, args []string, help string, out io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(out, help)
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+// simLog is a simulator's log on w (standard error); verbose (-v) adds the
+// debug lines.
+func simLog(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
 
 // serveConsole runs a simulator (serve, on its pty) and the stdin console
 // together until the console quits, stdin ends (--exit-on-eof) or ctx

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -51,7 +49,6 @@ Flags:
 // runPayterm is the payterm subcommand.
 func runPayterm(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim payterm", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	link := fs.String("pty-link", "", "`path` of the symlink to the pty's slave (required); a stale symlink there is replaced")
 	baud := fs.Int("baud", 115200, "pace output as a UART at this `rate` would (10 bits a byte); 0 sends at once")
 	journal := fs.String("journal", "", "keep the journal in this `file` (JSON), so that it survives a restart; default in memory")
@@ -60,18 +57,10 @@ func runPayterm(ctx context.Context, args []string, std stdio) error {
 	reboot := fs.Duration("reboot", paytermsim.DefaultReboot, "how long a power loss keeps the terminal silent (`time`)")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every frame")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, paytermHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, paytermHelp, std.out); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *link == "":
 		return usageError{"--pty-link is required"}
 	case *baud < 0:
@@ -84,11 +73,7 @@ func runPayterm(ctx context.Context, args []string, std stdio) error {
 		return usageError{"--journal-size must be 1 to 65535"}
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	sim, err := paytermsim.New(paytermsim.Options{
 		Baud: *baud, Delay: *delay, Reboot: *reboot,
 		JournalFile: *journal, JournalSize: *size, Log: log,

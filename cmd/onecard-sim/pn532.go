@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 
@@ -46,25 +44,16 @@ Flags:
 // runPN532 is the pn532 subcommand.
 func runPN532(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim pn532", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	link := fs.String("pty-link", "", "`path` of the symlink to the pty's slave (required); a stale symlink there is replaced")
 	baud := fs.Int("baud", 115200, "pace output as a UART at this `rate` would (10 bits a byte); 0 sends at once")
 	card := fs.String("card", "", "`UID` (hex) of a card on the antenna from the start")
 	latency := fs.Duration("rf-latency", 0, "`time` added before each response involving the card, e.g. 5ms")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every frame")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, pn532Help)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, pn532Help, std.out); err != nil {
+		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *link == "":
 		return usageError{"--pty-link is required"}
 	case *baud < 0:
@@ -73,11 +62,7 @@ func runPN532(ctx context.Context, args []string, std stdio) error {
 		return usageError{"--rf-latency cannot be negative"}
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	c := &pn532Console{
 		sim:   pn532sim.New(pn532sim.Options{Baud: *baud, RFLatency: *latency, Log: log}),
 		cards: map[string]*pn532sim.Card{},

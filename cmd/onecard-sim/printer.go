@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 
@@ -46,26 +44,17 @@ Flags:
 // runPrinter is the printer subcommand.
 func runPrinter(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim printer", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	link := fs.String("pty-link", "", "`path` of the symlink to the pty's slave (required); a stale symlink there is replaced")
 	out := fs.String("out", "", "`directory` for the receipts (required); created if missing")
 	baud := fs.Int("baud", 9600, "pace the line as a UART at this `rate` would (10 bits a byte); 0 sends at once")
 	paper := fs.Int("paper", 80, "paper width in `mm`: 80 (576 dots, 48 columns) or 58 (384 dots, 32 columns)")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every status query and ignored command")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, printerHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, printerHelp, std.out); err != nil {
+		return err
 	}
 	dots := map[int]int{80: 576, 58: 384}[*paper]
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *link == "":
 		return usageError{"--pty-link is required"}
 	case *out == "":
@@ -76,11 +65,7 @@ func runPrinter(ctx context.Context, args []string, std stdio) error {
 		return usageError{"--paper is 80 or 58"}
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	c := &printerConsole{
 		sim:  printersim.New(printersim.Options{Baud: *baud, Dir: *out, Dots: dots, Log: log}),
 		baud: *baud,

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -57,7 +55,6 @@ Flags:
 // runReaders is the readers subcommand.
 func runReaders(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim readers", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	broker := fs.String("broker", "", "broker `URL`, tcp://host:port or tls://host:port (required)")
 	site := fs.String("site", "", "site `code` of the topics (required)")
 	zone := fs.String("zone", "", "the `zone` the readers guard (required)")
@@ -69,22 +66,14 @@ func runReaders(ctx context.Context, args []string, std stdio) error {
 	saveEvery := fs.Duration("save-every", 0, "write each state file at most once per `period` (for large fleets); 0 writes at every change")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "stop when standard input ends")
 	verbose := fs.Bool("v", false, "log every message")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, readersHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, readersHelp, std.out); err != nil {
+		return err
 	}
 	var extra []string
 	if *zones != "" {
 		extra = strings.Split(*zones, ",")
 	}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *broker == "":
 		return usageError{"--broker is required"}
 	case !proto.ValidID(*site):
@@ -109,11 +98,7 @@ func runReaders(ctx context.Context, args []string, std stdio) error {
 		}
 	}
 
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(std.err, &slog.HandlerOptions{Level: level}))
+	log := simLog(std.err, *verbose)
 	if *stateDir != "" {
 		if err := os.MkdirAll(*stateDir, 0o700); err != nil {
 			return err

@@ -45,26 +45,17 @@ Flags:
 // runScanner is the scanner subcommand.
 func runScanner(ctx context.Context, args []string, std stdio) error {
 	fs := flag.NewFlagSet("onecard-sim scanner", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
 	link := fs.String("pty-link", "", "`path` of the symlink to the pty's slave (required); a stale symlink there is replaced")
 	baud := fs.Int("baud", scannersim.DefaultBaud, "pace the line as a UART at this `rate` would (10 bits a byte); 0 sends at once")
 	gap := fs.Duration("gap", 0, "pause after each code, before the next (`time`, e.g. 800ms for a clerk's pace)")
 	suffix := fs.String("suffix", "crlf", "what ends each code: `crlf`, cr or lf")
 	aim := fs.String("aim", "", "send this AIM symbology `identifier` before each code, e.g. ]C0 (Code 128)")
 	exitOnEOF := fs.Bool("exit-on-eof", false, "when standard input ends, send what is queued and stop")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(std.out, scannerHelp)
-			fs.SetOutput(std.out)
-			fs.PrintDefaults()
-			return errHelp
-		}
-		return usageError{err.Error()}
+	if err := parseFlags(fs, args, scannerHelp, std.out); err != nil {
+		return err
 	}
 	suffixes := map[string]string{"crlf": "\r\n", "cr": "\r", "lf": "\n"}
 	switch {
-	case fs.NArg() > 0:
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	case *link == "":
 		return usageError{"--pty-link is required"}
 	case *baud < 0:
