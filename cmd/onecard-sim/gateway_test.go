@@ -210,7 +210,7 @@ func TestGatewayConsole(t *testing.T) {
 	if err := nextErr(t, got); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ cmd, want string }{
+	checkSays(t, say, []consoleCase{
 		{"status", "orders=4 pending=0 paid=3 closed=1 "},
 		{"close P-D", "error: close: gatewaysim: the order is not pending: " + d.ProviderTxn + " is closed"},
 		{"pay P-NONE", `error: pay: no order "P-NONE"`},
@@ -224,11 +224,7 @@ func TestGatewayConsole(t *testing.T) {
 		{"status", "twice=off late=0s badsig=off url=" + url},
 		{"fly", `error: unknown command "fly"`},
 		{"help", "commands: list · pay TXN"},
-	} {
-		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
-		}
-	}
+	})
 	// Five deliveries; the last may still be on its way back: ask again
 	// (each answer lists them) until all five are in.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -249,15 +245,7 @@ func TestGatewayConsole(t *testing.T) {
 			t.Fatalf("deliveries: %d, want 5", n)
 		}
 	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
+	quitConsole(t, inW, done)
 	if _, err := http.Get(url); err == nil {
 		t.Error("still listening after quit")
 	}

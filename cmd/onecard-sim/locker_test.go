@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +32,7 @@ func TestLockerUsage(t *testing.T) {
 func TestLockerConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "locker")
 	inW, _, done, say := startConsole(t, link, "locker", "--pty-link", link, "--doors", "40", "--baud", "0")
-	for _, tc := range []struct{ cmd, want string }{
+	checkSays(t, say, []consoleCase{
 		{"status", "doors=40 boards=3 open=- stuck=- silent=- queries=0 unlocks=0 ignored=0 baud=0 pty=/dev/"},
 		{"open 7", "opened 7"},
 		{"open 40", "opened 40"},
@@ -63,23 +61,9 @@ func TestLockerConsole(t *testing.T) {
 		{"corrupt", "corrupt armed"},
 		{"fly", `error: unknown command "fly"`},
 		{"help", "commands: close N|all"},
-	} {
-		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
-		}
-	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	})
+	quitConsole(t, inW, done)
+	checkLinkGone(t, link)
 }
 
 // onecard-sim locker in a process of its own, with the driver on the
@@ -154,18 +138,6 @@ func TestProcessLocker(t *testing.T) {
 		t.Fatalf("Status with board 2 silent: %v", err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("SIGTERM did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	terminate(t, cmd, exited)
+	checkLinkGone(t, link)
 }

@@ -151,7 +151,42 @@ func startConsole(t *testing.T, link string, args ...string) (stdin io.WriteClos
 	return inW, lines, exit, say
 }
 
-// TestConsole drives the commands in process.
+// consoleCase is a console command and what its answer holds.
+type consoleCase struct{ cmd, want string }
+
+// checkSays sends each command with say and checks its answer.
+func checkSays(t *testing.T, say func(cmd string) string, cases []consoleCase) {
+	t.Helper()
+	for _, tc := range cases {
+		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
+		}
+	}
+}
+
+// quitConsole ends a console test: a comment and a blank line are passed
+// over, quit stops the simulator with exit status 0.
+func quitConsole(t *testing.T, stdin io.Writer, done <-chan int) {
+	t.Helper()
+	io.WriteString(stdin, "# a comment\n\nquit\n")
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(wait):
+		t.Fatal("quit did not stop it")
+	}
+}
+
+// checkLinkGone checks that a stopped simulator removed its pty link.
+func checkLinkGone(t *testing.T, link string) {
+	t.Helper()
+	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("link left behind: %v", err)
+	}
+}
+
 // TestConsoleEndsCleanly: when ctx ends, serve (on a context made from
 // it) ends with context.Canceled at the same moment; the console returns
 // nil whichever of the two it sees first (CI once saw the simulator exit 1
@@ -173,10 +208,11 @@ func TestConsoleEndsCleanly(t *testing.T) {
 	}
 }
 
+// TestConsole drives the commands in process.
 func TestConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "pn532")
 	inW, out, done, say := startConsole(t, link, "pn532", "--pty-link", link, "--baud", "0", "--card", "04:a1:b2:c3")
-	for _, tc := range []struct{ cmd, want string }{
+	checkSays(t, say, []consoleCase{
 		{"status", "card=04A1B2C3 selected=false auth-sector=-1 key=- asleep=false retries=FF baud=0 pty=/dev/"},
 		{"remove", "removed"},
 		{"status", "card=none"},
@@ -195,28 +231,14 @@ func TestConsole(t *testing.T) {
 		{"help", "commands: place UID"},
 		{"dump 99", `error: dump: no sector "99"`},
 		{"dump 1", " 1/ 4  00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00"},
-	} {
-		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
-		}
-	}
+	})
 	for _, want := range []string{" 1/ 5", " 1/ 6", " 1/ 7  FF FF FF FF FF FF FF 07 80 69 FF FF FF FF FF FF"} {
 		if got := next(t, out); !strings.HasPrefix(got, want) {
 			t.Errorf("dump: %q, want %q…", got, want)
 		}
 	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	quitConsole(t, inW, done)
+	checkLinkGone(t, link)
 }
 
 // portReader reads a tarm/serial port byte by byte until a deadline: a read
@@ -261,6 +283,23 @@ func getFirmwareVersion(t *testing.T, link string) {
 	}
 	if f, err := pn532.ReadFrame(r); err != nil || f.TFI != pn532.PN532ToHost || !bytes.Equal(f.Data, gfvResp) {
 		t.Fatalf("response: %02X % X %v", f.TFI, f.Data, err)
+	}
+}
+
+// terminate sends SIGTERM to a simulator started by startSim and checks
+// that it stops with exit status 0.
+func terminate(t *testing.T, cmd *exec.Cmd, exited <-chan error) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("SIGTERM did not stop it")
 	}
 }
 
@@ -350,20 +389,8 @@ func TestProcessSerialRoundTripAndSIGTERM(t *testing.T) {
 	}
 	port.Close()
 	getFirmwareVersion(t, link) // the driver's resend
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("SIGTERM did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	terminate(t, cmd, exited)
+	checkLinkGone(t, link)
 }
 
 // A daemon with stdin from /dev/null keeps serving; --exit-on-eof stops.

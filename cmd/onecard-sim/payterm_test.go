@@ -3,12 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +57,7 @@ func TestPaytermUsage(t *testing.T) {
 func TestPaytermConsole(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "payterm")
 	inW, _, done, say := startConsole(t, link, "payterm", "--pty-link", link, "--baud", "0")
-	for _, tc := range []struct{ cmd, want string }{
+	checkSays(t, say, []consoleCase{
 		{"status", "mode=approve delay=200ms sale=- off=false journal=0/500 charges=0 batch=1 baud=0 pty=/dev/"},
 		{"decline", "mode decline 05"},
 		{"decline 51", "mode decline 51"},
@@ -82,23 +80,9 @@ func TestPaytermConsole(t *testing.T) {
 		{"journal", "journal: 0 of 500"},
 		{"fly", `error: unknown command "fly"`},
 		{"help", "commands: approve"},
-	} {
-		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
-		}
-	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	})
+	quitConsole(t, inW, done)
+	checkLinkGone(t, link)
 }
 
 // openTerminal opens the simulator's link with the driver.
@@ -163,20 +147,8 @@ func TestPaytermProcess(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("SIGTERM did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	terminate(t, cmd, exited)
+	checkLinkGone(t, link)
 
 	// A new process on the same journal knows both sales.
 	startSim(t, false, "payterm", "--pty-link", link, "--journal", journal)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +33,7 @@ func TestPrinterConsole(t *testing.T) {
 	dir := t.TempDir()
 	link := filepath.Join(dir, "printer")
 	inW, _, done, say := startConsole(t, link, "printer", "--pty-link", link, "--out", filepath.Join(dir, "out"), "--baud", "0", "--paper", "58")
-	for _, tc := range []struct{ cmd, want string }{
+	checkSays(t, say, []consoleCase{
 		{"status", "paper=ok cover=closed muted=false online=true waiting=0 answered=0 receipts=0 baud=0 pty=/dev/"},
 		{"paper out", "paper out"},
 		{"status", "paper=out cover=closed muted=false online=false"},
@@ -55,23 +54,9 @@ func TestPrinterConsole(t *testing.T) {
 		{"fault jam", "error: fault garbage [HEX]"},
 		{"fly", `error: unknown command "fly"`},
 		{"help", "commands: paper out|low|ok"},
-	} {
-		if got := say(tc.cmd); !strings.Contains(got, tc.want) {
-			t.Errorf("%s: %q, want %q…", tc.cmd, got, tc.want)
-		}
-	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	})
+	quitConsole(t, inW, done)
+	checkLinkGone(t, link)
 }
 
 // waitFile waits for a file to appear.
@@ -155,20 +140,8 @@ func TestProcessPrinter(t *testing.T) {
 		t.Fatalf("status: %q", got)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("SIGTERM did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	terminate(t, cmd, exited)
+	checkLinkGone(t, link)
 	if _, err := os.Stat(filepath.Join(receipts, "receipt-0002.txt")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a second receipt was printed: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -112,18 +111,8 @@ func TestScannerConsole(t *testing.T) {
 			t.Fatalf("status: %q, want %q…", got, want)
 		}
 	}
-	io.WriteString(inW, "# a comment\n\nquit\n")
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d", code)
-		}
-	case <-time.After(wait):
-		t.Fatal("quit did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	quitConsole(t, inW, done)
+	checkLinkGone(t, link)
 }
 
 // syncBuffer is a bytes.Buffer for a logger written from several
@@ -192,18 +181,6 @@ func TestProcessScanner(t *testing.T) {
 		}
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(wait):
-		t.Fatal("SIGTERM did not stop it")
-	}
-	if _, err := os.Lstat(link); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("link left behind: %v", err)
-	}
+	terminate(t, cmd, exited)
+	checkLinkGone(t, link)
 }
