@@ -16,21 +16,7 @@ func ServeLine(ctx context.Context, rw io.ReadWriter, receive func(ctx context.C
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	unblocked := make(chan struct{})
-	var canUnblock bool
-	switch rw.(type) {
-	case interface{ SetDeadline(time.Time) error }, interface{ SetReadDeadline(time.Time) error }:
-		canUnblock = true
-	}
-	context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		switch d := rw.(type) {
-		case interface{ SetDeadline(time.Time) error }:
-			d.SetDeadline(time.Now())
-		case interface{ SetReadDeadline(time.Time) error }:
-			d.SetReadDeadline(time.Now())
-		}
-	})
+	unblocked := UnblockReads(ctx, rw)
 
 	readErr := make(chan error, 1)
 	readerDone := make(chan struct{})
@@ -45,12 +31,39 @@ func ServeLine(ctx context.Context, rw io.ReadWriter, receive func(ctx context.C
 	case err = <-readErr:
 	}
 	cancel()
-	<-unblocked
-	if canUnblock {
+	if unblocked() {
 		<-readerDone
 	}
 	if parent.Err() != nil {
 		return parent.Err()
 	}
 	return err
+}
+
+// UnblockReads arranges for a read of rw in progress to return when ctx
+// ends, by setting a past deadline on rw if it has SetDeadline or
+// SetReadDeadline. The function returned waits until ctx has ended and
+// that is done, and reports whether rw could be unblocked so (a goroutine
+// reading it can then be waited for; otherwise it returns only when rw is
+// closed).
+func UnblockReads(ctx context.Context, rw io.Reader) (wait func() bool) {
+	done := make(chan struct{})
+	var can bool
+	switch rw.(type) {
+	case interface{ SetDeadline(time.Time) error }, interface{ SetReadDeadline(time.Time) error }:
+		can = true
+	}
+	context.AfterFunc(ctx, func() {
+		defer close(done)
+		switch d := rw.(type) {
+		case interface{ SetDeadline(time.Time) error }:
+			d.SetDeadline(time.Now())
+		case interface{ SetReadDeadline(time.Time) error }:
+			d.SetReadDeadline(time.Now())
+		}
+	})
+	return func() bool {
+		<-done
+		return can
+	}
 }

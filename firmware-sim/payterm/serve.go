@@ -41,21 +41,7 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 		defer close(readerDone)
 		readFrames(rw, events, ctx.Done(), s.opt.Baud)
 	}()
-	unblocked := make(chan struct{})
-	var canUnblock bool
-	switch rw.(type) {
-	case interface{ SetDeadline(time.Time) error }, interface{ SetReadDeadline(time.Time) error }:
-		canUnblock = true
-	}
-	context.AfterFunc(ctx, func() {
-		defer close(unblocked)
-		switch d := rw.(type) {
-		case interface{ SetDeadline(time.Time) error }:
-			d.SetDeadline(time.Now())
-		case interface{ SetReadDeadline(time.Time) error }:
-			d.SetReadDeadline(time.Now())
-		}
-	})
+	unblocked := firmwaresim.UnblockReads(ctx, rw)
 
 	s.mu.Lock()
 	s.outbox = nil
@@ -64,8 +50,7 @@ func (s *Sim) Serve(ctx context.Context, rw io.ReadWriter) error {
 	err := l.run(ctx, events)
 	cancel()
 	s.customers.Wait()
-	<-unblocked
-	if canUnblock {
+	if unblocked() {
 		<-readerDone
 	}
 	if parent.Err() != nil {
