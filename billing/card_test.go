@@ -3,6 +3,7 @@ package billing_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -131,5 +132,65 @@ func TestCardPayments(t *testing.T) {
 	}
 	if n := len(sim.Journal()); n != 3 {
 		t.Fatalf("%d sales on the terminal", n)
+	}
+}
+
+// The resolver asks the terminal about waiting payments all the time while
+// card payments go through: it must never ask about a sale before it is
+// sent (the terminal would answer "not found" and the payment end declined
+// while the customer is charged). Every sale the terminal approved is
+// settled in the books. (The crash test once caught the resolver in the
+// moment between a payment's commit and its sale; the hook puts it there.)
+func TestResolverNeverOvertakesASale(t *testing.T) {
+	bk, sim := startTerminal(t)
+	bk.b.Generate(bk.cashier, "2026-11")
+	stop := make(chan struct{})
+	resolving := make(chan struct{})
+	go func() {
+		defer close(resolving)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				bk.b.Resolve(context.Background())
+			}
+		}
+	}()
+	// And once exactly in the moment after a payment's commit, before its
+	// sale is sent.
+	resolved := 0
+	billing.SetPaymentCommittedHook(func() { resolved++; bk.b.Resolve(context.Background()) })
+	defer billing.SetPaymentCommittedHook(nil)
+	const n = 20
+	for i := range n {
+		key := fmt.Sprintf("race-%04d", i)
+		p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: key, Unit: "1-1-101", AmountFen: 100, Method: "card"})
+		if err != nil || p.State != "settled" {
+			t.Errorf("payment %d: %s %q %v", i, p.State, p.Outcome, err)
+		}
+	}
+	close(stop)
+	<-resolving
+	if resolved != n {
+		t.Fatalf("the hook ran %d times for %d payments", resolved, n)
+	}
+	// Never declined on the way (an approval after a decline would settle
+	// it too, loudly: that is the safety net, not the way).
+	var declined int
+	bk.db.Get(context.Background(), &declined, "SELECT COUNT(*) FROM audit_log WHERE action = 'payment.declined'")
+	if declined != 0 {
+		t.Fatalf("%d payments declined on the way", declined)
+	}
+	j := sim.Journal()
+	if len(j) != n {
+		t.Fatalf("%d sales on the terminal, want %d", len(j), n)
+	}
+	for _, e := range j {
+		var state string
+		bk.db.Get(context.Background(), &state, "SELECT state FROM payments WHERE ref = ?", e.Ref)
+		if e.State != paytermsim.Approved || state != "settled" {
+			t.Errorf("sale %s: %s on the terminal, %s in the books", e.Ref, e.State, state)
+		}
 	}
 }

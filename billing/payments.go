@@ -153,12 +153,22 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 			return Payment{}, fault.Conflict("method", "terminal_offline")
 		}
 	}
+	ref := newRef(s.now())
+	if in.Method == "card" || in.Method == "qr" {
+		// Claimed before the payment is committed and released only once
+		// the terminal or the gateway has answered: the resolver, which
+		// leaves claimed payments alone, must never ask about a sale before
+		// it is sent (the answer "not found" would end the payment declined
+		// while the sale goes on and the money is taken).
+		s.claim(ref)
+		defer s.release(ref)
+	}
 	var p Payment
 	var fresh bool
 	err = s.tx(ctx, func(tx *store.Tx) error {
 		var pre *prepared
 		var err error
-		p, pre, err = s.create(ctx, tx, in, op)
+		p, pre, err = s.create(ctx, tx, ref, in, op)
 		fresh = pre != nil
 		if err != nil || !fresh || in.Method == "card" || in.Method == "qr" {
 			return err
@@ -167,6 +177,9 @@ func (s *Service) Pay(ctx context.Context, in PayInput) (Payment, error) {
 	})
 	if err != nil {
 		return p, err
+	}
+	if fresh && testHookPaymentCommitted != nil {
+		testHookPaymentCommitted()
 	}
 	if fresh && in.Method == "card" {
 		return s.charge(ctx, p, op)
@@ -231,7 +244,7 @@ type prepared struct {
 // create records the attempt, or finds the earlier one with the same key
 // (then prepared is nil). Cash and transfers are recorded settled: they
 // settle in the same transaction.
-func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op operator) (Payment, *prepared, error) {
+func (s *Service) create(ctx context.Context, tx *store.Tx, ref string, in PayInput, op operator) (Payment, *prepared, error) {
 	// A repeated request is looked up only when the new one cannot be
 	// recorded: most requests are not repeats.
 	prior := func(cause error) (Payment, *prepared, error) {
@@ -270,7 +283,7 @@ func (s *Service) create(ctx context.Context, tx *store.Tx, in PayInput, op oper
 		ids[i] = fmt.Sprint(b.ID)
 	}
 	now := s.now()
-	p := Payment{Ref: newRef(now), UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
+	p := Payment{Ref: ref, UnitCode: u.Code, Method: in.Method, AmountFen: in.AmountFen, TenderedFen: in.TenderedFen,
 		ChangeFen: max(in.TenderedFen-in.AmountFen, 0), State: "settled", TransferRef: in.TransferRef, BillIDs: strings.Join(ids, ","),
 		IdemKey: in.IdemKey, OpKind: op.kind, OpID: op.id, OpName: op.name, CreatedAt: now, Terminal: in.Terminal, Printer: in.Printer}
 	if in.Method == "card" || in.Method == "qr" {
@@ -322,16 +335,27 @@ func (s *Service) chosenBills(ctx context.Context, q store.Q, unitID int64, ids 
 	return out, nil
 }
 
-// charge asks the terminal and records the outcome.
-func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, error) {
+// testHookPaymentCommitted, set by tests only, runs after a new payment is
+// committed and before its terminal or gateway is asked.
+var testHookPaymentCommitted func()
+
+// claim marks a payment's reference as being dealt with in this process
+// (Resolve leaves it alone) until release.
+func (s *Service) claim(ref string) {
 	s.mu.Lock()
-	s.inflight[p.Ref] = true
+	s.inflight[ref] = true
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.inflight, p.Ref)
-		s.mu.Unlock()
-	}()
+}
+
+func (s *Service) release(ref string) {
+	s.mu.Lock()
+	delete(s.inflight, ref)
+	s.mu.Unlock()
+}
+
+// charge asks the terminal and records the outcome. The payment is
+// claimed (Pay).
+func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, error) {
 	term := s.terminals[p.Terminal]
 	if term == nil { // its terminal is no longer configured
 		return p, ErrOutcomeUnknown
@@ -352,7 +376,9 @@ func (s *Service) charge(ctx context.Context, p Payment, op operator) (Payment, 
 
 // record applies a terminal's answer to a payment still waiting for one:
 // approved settles it (with its receipt), declined and not_found end it,
-// unknown and in_progress leave it waiting.
+// unknown and in_progress leave it waiting. An approval for a payment
+// already declined settles it too, loudly: the money has been taken, so
+// the books must show it (what its bills no longer need becomes credit).
 func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op operator) (Payment, error) {
 	var p Payment
 	err := s.tx(ctx, func(tx *store.Tx) error {
@@ -360,8 +386,13 @@ func (s *Service) record(ctx context.Context, id int64, res TerminalResult, op o
 		if p, err = s.payment(ctx, tx, id); err != nil {
 			return err
 		}
-		if !slices.Contains([]string{"sent", "unknown", "approved"}, p.State) {
+		late := p.State == "declined" && res.State == "approved"
+		if !late && !slices.Contains([]string{"sent", "unknown", "approved"}, p.State) {
 			return nil // already resolved (by the resolver, say)
+		}
+		if late {
+			s.log.Error("billing: a payment recorded declined was approved after all: settled, the money having been taken",
+				"ref", p.Ref, "declined", p.Outcome, "auth", res.AuthCode)
 		}
 		before := p
 		switch res.State {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"onecard/billing"
 	gatewaysim "onecard/firmware-sim/gateway"
@@ -37,9 +38,17 @@ func TestQRPayments(t *testing.T) {
 	bk.b.Generate(bk.cashier, "2026-11")
 	sim.SetTwice(true)
 
+	// The resolver runs in the moment after the payment is committed,
+	// before the order exists: it leaves the payment alone (the gateway
+	// would say "not found").
+	billing.SetPaymentCommittedHook(func() { bk.b.Resolve(context.Background()) })
 	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "qr-000001", Unit: "1-1-101", AmountFen: 22375, Method: "qr"})
+	billing.SetPaymentCommittedHook(nil)
 	if !errors.Is(err, billing.ErrOutcomeUnknown) || p.State != "sent" || p.QRContent == "" || p.ProviderTxn == "" {
 		t.Fatalf("QR order: %+v %v", p, err)
+	}
+	if stored, _ := bk.b.Payment(context.Background(), p.ID); stored.State != "sent" {
+		t.Fatalf("QR payment %s in the books while its order waits", stored.State)
 	}
 	if _, err := sim.Pay(p.ProviderTxn); err != nil {
 		t.Fatal(err)
@@ -64,5 +73,54 @@ func TestQRPayments(t *testing.T) {
 	}
 	if a, _ := bk.b.Account(bk.cashier, "1-1-102"); a.DueFen != 45000 || a.PendingCard {
 		t.Fatalf("account after a cancelled QR: %+v", a)
+	}
+}
+
+// A payment recorded declined that the gateway then says was paid (its
+// order was made after all) is settled: the money was taken, so the books
+// show it, with a receipt; the bill having been paid meanwhile, the amount
+// becomes the unit's credit.
+func TestApprovalAfterDeclineSettles(t *testing.T) {
+	merchant := gateway.GenerateKey()
+	sim, err := gatewaysim.Start(gatewaysim.Options{Merchants: map[string]ed25519.PublicKey{"m1": merchant.Public().(ed25519.PublicKey)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := gateway.NewClient(gateway.Config{URL: sim.URL(), Merchant: "m1", Key: merchant, GatewayKeys: []ed25519.PublicKey{sim.PublicKey()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.Stop() // the gateway does not answer: the payment ends declined
+	bk := newBooksWith(t, storetest.SQLite(t), billing.Options{Gateway: client, NotifyURL: "http://127.0.0.1:1/notify"})
+	bk.b.Generate(bk.cashier, "2026-11")
+	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "qr-late-01", Unit: "1-1-101", AmountFen: 22375, Method: "qr"})
+	if code(err) != "gateway_unavailable" || p.State != "declined" {
+		t.Fatalf("QR with the gateway down: %+v %v", p, err)
+	}
+	if _, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "cash-late-01", Unit: "1-1-101", AmountFen: 22375, Method: "cash", TenderedFen: 22375}); err != nil {
+		t.Fatal(err)
+	}
+	err = bk.b.OnGatewayNotification(context.Background(), gateway.Notification{Ref: p.Ref, ProviderTxn: "T-LATE-1", State: gateway.StatePaid, AmountFen: 22375, PaidAt: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ = bk.b.Payment(context.Background(), p.ID)
+	if p.State != "settled" || p.Receipt == nil || p.AuthCode != "T-LATE-1" {
+		t.Fatalf("after the late approval: %+v", p)
+	}
+	if a, _ := bk.b.Account(bk.cashier, "1-1-101"); a.DueFen != 0 || a.CreditFen != 22375 {
+		t.Fatalf("account: due %d credit %d, want 0 and 22375", a.DueFen, a.CreditFen)
+	}
+	var audits int
+	bk.db.Get(context.Background(), &audits, "SELECT COUNT(*) FROM audit_log WHERE action = 'payment.settle' AND entity_id = ?", p.ID)
+	if audits != 1 {
+		t.Fatalf("%d settle audit rows", audits)
+	}
+	// The same notification again changes nothing.
+	bk.b.OnGatewayNotification(context.Background(), gateway.Notification{Ref: p.Ref, ProviderTxn: "T-LATE-1", State: gateway.StatePaid, AmountFen: 22375, PaidAt: time.Now()})
+	var receipts int
+	bk.db.Get(context.Background(), &receipts, "SELECT COUNT(*) FROM receipts WHERE payment_id = ?", p.ID)
+	if receipts != 1 {
+		t.Fatalf("%d receipts", receipts)
 	}
 }
