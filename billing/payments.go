@@ -545,6 +545,13 @@ func (s *Service) withReceipt(ctx context.Context, p *Payment) error {
 	return nil
 }
 
+// qrCreateGrace: the server that took a QR payment makes its order at the
+// gateway within seconds of the commit (the gateway client's timeout is
+// 15 s). Until then another replica's resolver leaves the payment alone:
+// the gateway would not know the order yet. (In the taking server the
+// payment is claimed.)
+const qrCreateGrace = 30 * time.Second
+
 // Resolve settles or ends every card payment left waiting (after a
 // timeout, a crash, a restart) by asking the terminal about its reference.
 // Payments with a terminal call running in this process are left alone.
@@ -568,7 +575,7 @@ func (s *Service) Resolve(ctx context.Context) (int, error) {
 		}
 		res := TerminalResult{State: "approved", AuthCode: p.AuthCode, Last4: p.CardLast4}
 		if p.State != "approved" && p.Method == "qr" {
-			if s.gateway == nil {
+			if s.gateway == nil || (p.ProviderTxn == "" && s.now().Sub(p.CreatedAt) < qrCreateGrace) {
 				continue
 			}
 			var ok bool

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"onecard/billing"
+	"onecard/estate"
 	gatewaysim "onecard/firmware-sim/gateway"
 	"onecard/gateway"
 	"onecard/store/storetest"
@@ -38,10 +39,20 @@ func TestQRPayments(t *testing.T) {
 	bk.b.Generate(bk.cashier, "2026-11")
 	sim.SetTwice(true)
 
-	// The resolver runs in the moment after the payment is committed,
-	// before the order exists: it leaves the payment alone (the gateway
-	// would say "not found").
-	billing.SetPaymentCommittedHook(func() { bk.b.Resolve(context.Background()) })
+	// The resolvers run in the moment after the payment is committed,
+	// before the order exists: this server's and another replica's on the
+	// same database. Both leave the payment alone (the gateway would say
+	// "not found").
+	es, err := estate.Open(context.Background(), bk.db, "t1", "测试小区", "Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := billing.Open(context.Background(), bk.db, es.Site(), billing.Options{Gateway: client, NotifyURL: notify.URL, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica.SetClock(func() time.Time { return time.Date(2026, 12, 20, 2, 0, 10, 0, time.UTC) }) // 10 s on
+	billing.SetPaymentCommittedHook(func() { bk.b.Resolve(context.Background()); replica.Resolve(context.Background()) })
 	p, err := bk.b.Pay(bk.cashier, billing.PayInput{IdemKey: "qr-000001", Unit: "1-1-101", AmountFen: 22375, Method: "qr"})
 	billing.SetPaymentCommittedHook(nil)
 	if !errors.Is(err, billing.ErrOutcomeUnknown) || p.State != "sent" || p.QRContent == "" || p.ProviderTxn == "" {
