@@ -20,7 +20,7 @@ import (
 // their transactions queue.
 func TestConcurrentDoorAssignment(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		r := newRoom(t, db, mailroom.Options{Locker: newFakeLocker(48)})
+		r := newRoom(t, db, mailroom.Options{Locker: newBank(t, 48, 2*time.Second).bank})
 		r.kioskParcels(t)
 		const doors, clerks = 6, 12
 		r.doors(t, doors, "S")
@@ -85,7 +85,7 @@ func TestConcurrentDoorAssignment(t *testing.T) {
 // a door busy with a command is not given.
 func TestPlaceSizes(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		r := newRoom(t, db, mailroom.Options{Locker: newFakeLocker(16)})
+		r := newRoom(t, db, mailroom.Options{Locker: newBank(t, 16, 2*time.Second).bank})
 		r.kioskParcels(t)
 		if err := r.m.SetDoors(r.clerk, []mailroom.DoorInput{{Number: 1, Size: "L"}, {Number: 2, Size: "M"},
 			{Number: 3, Size: "S"}, {Number: 4, Size: "S"}, {Number: 5, Size: "M"}}); err != nil {
@@ -138,7 +138,7 @@ func TestPlaceSizes(t *testing.T) {
 
 // storeInLocker registers a parcel, places it and plays the clerk: the
 // door opens, the clerk closes it; then the notice goes out with the code.
-func (r *room) storeInLocker(t *testing.T, f *fakeLocker, rec *recorder, tracking string) (mailroom.Item, string) {
+func (r *room) storeInLocker(t *testing.T, b *bank, rec *recorder, tracking string) (mailroom.Item, string) {
 	t.Helper()
 	it := r.register(t, lockerParcel(tracking))
 	c, err := r.m.PlaceInLocker(r.clerk, it.ID, "S")
@@ -149,7 +149,7 @@ func (r *room) storeInLocker(t *testing.T, f *fakeLocker, rec *recorder, trackin
 	if got := r.item(t, it.ID); got.InLocker {
 		t.Fatal("stored before the door closed")
 	}
-	f.close(c.Door)
+	b.close(t, c.Door)
 	waitFor(t, "the item to be stored", func() bool { return r.item(t, it.ID).InLocker })
 	if _, err := r.m.DeliverNotifications(context.Background(), rec); err != nil {
 		t.Fatal(err)
@@ -164,13 +164,13 @@ func (r *room) storeInLocker(t *testing.T, f *fakeLocker, rec *recorder, trackin
 
 func TestPickupCodeLockout(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFakeLocker(16)
-		r := newRoom(t, db, mailroom.Options{Locker: f, LockerPoll: 10 * time.Millisecond})
+		b := newBank(t, 16, 2*time.Second)
+		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 10 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 4, "S")
 		r.runLocker(t)
 		rec := &recorder{}
-		it, code := r.storeInLocker(t, f, rec, "SF4000000000001")
+		it, code := r.storeInLocker(t, b, rec, "SF4000000000001")
 		wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
 
 		_, err := r.m.PickupByCode(r.kiosk, "lobby-1", "12a456")
@@ -215,13 +215,13 @@ func atoi(s string) int {
 
 func TestPickupCodeSingleUse(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFakeLocker(16)
-		r := newRoom(t, db, mailroom.Options{Locker: f, LockerPoll: 10 * time.Millisecond})
+		b := newBank(t, 16, 2*time.Second)
+		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 10 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 4, "S")
 		r.runLocker(t)
 		rec := &recorder{}
-		it, code := r.storeInLocker(t, f, rec, "SF5000000000001")
+		it, code := r.storeInLocker(t, b, rec, "SF5000000000001")
 		msgs := rec.messages()
 		if m := msgs[len(msgs)-1]; m.Kind != mailroom.KindArrival || m.Items[0].Door != *it.Door || m.Items[0].CollectAt != "locker" ||
 			!strings.Contains(m.Text, fmt.Sprintf("快递柜%d号柜门，凭取件码 %s 取件", *it.Door, code)) || !strings.HasPrefix(m.Text, "张三，您好！") {
@@ -249,7 +249,7 @@ func TestPickupCodeSingleUse(t *testing.T) {
 		if r.item(t, it.ID).State != mailroom.StateWaiting {
 			t.Fatal("collected before the door closed")
 		}
-		f.close(c.Door)
+		b.close(t, c.Door)
 		waitFor(t, "the item to be collected", func() bool { return r.item(t, it.ID).State == mailroom.StateCollected })
 		got := r.item(t, it.ID)
 		if got.CollectorKind == nil || *got.CollectorKind != "code" || got.CollectedVia != "locker" || got.CollectorName != "lobby-1" {
@@ -259,7 +259,7 @@ func TestPickupCodeSingleUse(t *testing.T) {
 		wantCode(t, "open after collection", err, "item_not_waiting")
 
 		// A code accepted too long ago opens nothing.
-		it2, code2 := r.storeInLocker(t, f, rec, "SF5000000000002")
+		it2, code2 := r.storeInLocker(t, b, rec, "SF5000000000002")
 		if _, err := r.m.PickupByCode(r.kiosk, "lobby-1", code2); err != nil {
 			t.Fatal(err)
 		}
@@ -307,14 +307,14 @@ func TestPickupCodeSingleUse(t *testing.T) {
 // and gets another door.
 func TestPlacementFailures(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFakeLocker(16)
-		r := newRoom(t, db, mailroom.Options{Locker: f, LockerPoll: 10 * time.Millisecond})
+		b := newBank(t, 16, 500*time.Millisecond) // the silent board costs 3 tries
+		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 10 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 3, "S")
 		r.runLocker(t)
-		f.mu.Lock()
-		f.stuck[1] = true
-		f.mu.Unlock()
+		if err := b.sim.Stick(1, true); err != nil {
+			t.Fatal(err)
+		}
 		it := r.register(t, lockerParcel("SF6000000000001"))
 		c, err := r.m.PlaceInLocker(r.clerk, it.ID, "S")
 		if err != nil || c.Door != 1 {
@@ -342,7 +342,7 @@ func TestPlacementFailures(t *testing.T) {
 			ds, _ := r.m.Doors(context.Background())
 			return len(ds) == 3 && ds[1].Flagged && ds[1].FlagReason == mailroom.FlagLeftOpen && ds[1].State == mailroom.DoorOpen
 		})
-		f.close(2)
+		b.close(t, 2)
 		waitFor(t, "stored", func() bool { return r.item(t, it.ID).InLocker })
 		ds, _ := r.m.Doors(context.Background())
 		if ds[0].State != mailroom.DoorFlagged || ds[0].FlagReason != mailroom.FlagNotOpened || ds[1].State != mailroom.DoorAssigned ||
@@ -350,9 +350,9 @@ func TestPlacementFailures(t *testing.T) {
 			t.Fatalf("doors %+v", ds)
 		}
 		// A silent board: no answer, door 3 flagged, the item freed.
-		f.mu.Lock()
-		f.silent = true
-		f.mu.Unlock()
+		if err := b.sim.SetSilent(0, true); err != nil {
+			t.Fatal(err)
+		}
 		it3 := r.register(t, lockerParcel("SF6000000000003"))
 		c3, err := r.m.PlaceInLocker(r.clerk, it3.ID, "S")
 		if err != nil || c3.Door != 3 {
@@ -374,27 +374,17 @@ func TestPlacementFailures(t *testing.T) {
 	})
 }
 
-// blockingLocker's Open waits until its context ends.
-type blockingLocker struct {
-	*fakeLocker
-	entered chan int
-}
-
-func (b blockingLocker) Open(ctx context.Context, door int) error {
-	b.mu.Lock()
-	b.opens++
-	b.mu.Unlock()
-	b.entered <- door
-	<-ctx.Done()
-	return ctx.Err()
-}
-
 // A command interrupted while being sent is failed, never sent again by
 // itself; the desk retries it.
 func TestInterruptedCommand(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		bl := blockingLocker{newFakeLocker(16), make(chan int, 4)}
-		r := newRoom(t, db, mailroom.Options{Locker: bl, LockerPoll: 10 * time.Millisecond})
+		// The board is silent: the unlock goes out and the driver waits
+		// for an answer (up to 3 × 2 s) when the worker is stopped.
+		b := newBank(t, 16, 2*time.Second)
+		if err := b.sim.SetSilent(0, true); err != nil {
+			t.Fatal(err)
+		}
+		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 10 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 2, "S")
 		it := r.register(t, lockerParcel("SF7000000000001"))
@@ -405,10 +395,7 @@ func TestInterruptedCommand(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- r.m.RunLocker(ctx) }()
-		<-bl.entered
-		if got := r.command(t, c.ID); got.State != mailroom.CmdSent {
-			t.Fatalf("while sending: %s", got.State)
-		}
+		waitFor(t, "the command to be sent", func() bool { return r.command(t, c.ID).State == mailroom.CmdSent })
 		cancel()
 		<-done
 		got := r.command(t, c.ID)
@@ -419,14 +406,17 @@ func TestInterruptedCommand(t *testing.T) {
 		if it := r.item(t, it.ID); it.Door == nil || *it.Door != c.Door || it.Attention == "" {
 			t.Fatalf("item %+v", it)
 		}
-		// A worker started again does not send it.
+		// The board answers again; a worker started again does not send it.
+		if err := b.sim.SetSilent(0, false); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel = context.WithCancel(context.Background())
 		go func() { done <- r.m.RunLocker(ctx) }()
 		time.Sleep(100 * time.Millisecond)
 		cancel()
 		<-done
-		if bl.opens != 1 {
-			t.Fatalf("%d opens", bl.opens)
+		if n := b.unlocks(c.Door); n != 0 {
+			t.Fatalf("door %d unlocked %d times", c.Door, n)
 		}
 		// A command left sent by a crash is failed at start.
 		if _, err := db.Exec(context.Background(), "UPDATE mail_locker_commands SET state = 'sent' WHERE id = ?", c.ID); err != nil {
@@ -437,8 +427,8 @@ func TestInterruptedCommand(t *testing.T) {
 		waitFor(t, "the crashed command failed", func() bool { return r.command(t, c.ID).State == mailroom.CmdFailed })
 		cancel()
 		<-done
-		if bl.opens != 1 {
-			t.Fatalf("%d opens after the crash", bl.opens)
+		if n := b.unlocks(c.Door); n != 0 {
+			t.Fatalf("door %d unlocked %d times after the crash", c.Door, n)
 		}
 		// The desk retries it: it is queued again.
 		if got, err := r.m.RetryCommand(r.clerk, c.ID); err != nil || got.State != mailroom.CmdQueued {

@@ -70,8 +70,8 @@ func TestSettings(t *testing.T) {
 // Staff open a door for service: the command is watched like any other.
 func TestOpenDoorForService(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		f := newFakeLocker(16)
-		r := newRoom(t, db, mailroom.Options{Locker: f, LockerPoll: 10 * time.Millisecond})
+		b := newBank(t, 16, 2*time.Second)
+		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 10 * time.Millisecond})
 		r.doors(t, 2, "L")
 		_, err := r.m.OpenDoor(r.clerk, 2, "")
 		wantCode(t, "no reason", err, "reason_required")
@@ -85,7 +85,7 @@ func TestOpenDoorForService(t *testing.T) {
 		wantCode(t, "twice", err, "door_busy")
 		r.runLocker(t)
 		waitFor(t, "open", func() bool { return r.command(t, c.ID).State == mailroom.CmdOpen })
-		f.close(2)
+		b.close(t, 2)
 		waitFor(t, "done", func() bool { return r.command(t, c.ID).State == mailroom.CmdDone })
 		cs, err := r.m.Commands(context.Background())
 		if err != nil || len(cs) != 1 || cs[0].ClosedAt == nil {

@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"onecard/auth"
 	"onecard/devices"
+	"onecard/devices/locker"
 	"onecard/estate"
 	"onecard/fault"
+	firmwaresim "onecard/firmware-sim"
+	lockersim "onecard/firmware-sim/locker"
 	"onecard/mailroom"
 	"onecard/store"
 )
@@ -166,54 +170,57 @@ func (r *recorder) codeFor(number string) string {
 	return ""
 }
 
-// fakeLocker is an in-memory bank, for store tests that need doors to
-// open and close without a serial line (the simulator tests use the real
-// driver).
-type fakeLocker struct {
-	mu     sync.Mutex
-	doors  []devices.DoorState
-	stuck  map[int]bool
-	silent bool
-	opens  int
+// bank is the simulated bank (16 doors a board, boards 0, 1, …) on a pty,
+// and the real driver on the pty's slave through tarm/serial, as in
+// production.
+type bank struct {
+	sim  *lockersim.Sim
+	bank *locker.Bank
 }
 
-func newFakeLocker(n int) *fakeLocker {
-	f := &fakeLocker{doors: make([]devices.DoorState, n), stuck: map[int]bool{}}
-	for i := range f.doors {
-		f.doors[i] = devices.DoorClosed
+// newBank starts the simulator and the driver, which waits timeout for
+// each answer (far more than the simulator needs, unless a board is to be
+// silent).
+func newBank(t *testing.T, doors int, timeout time.Duration) *bank {
+	t.Helper()
+	link := filepath.Join(t.TempDir(), "locker")
+	p, err := firmwaresim.OpenPTY(link)
+	if err != nil {
+		t.Fatalf("no pty: %v", err) // the pty rig is the point of these tests: no skipping
 	}
-	return f
-}
-
-func (f *fakeLocker) Doors() int { return len(f.doors) }
-
-func (f *fakeLocker) Status(ctx context.Context) ([]devices.DoorState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.silent {
-		return make([]devices.DoorState, len(f.doors)), fmt.Errorf("fake: %w", devices.ErrTimeout)
+	sim := lockersim.New(lockersim.Options{Doors: doors, Baud: 19200})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- sim.Serve(ctx, p) }()
+	port, err := devices.OpenSerial(devices.SerialConfig{Path: link, Baud: 19200})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return append([]devices.DoorState(nil), f.doors...), nil
-}
-
-func (f *fakeLocker) Open(ctx context.Context, door int) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.opens++
-	switch {
-	case f.silent:
-		return fmt.Errorf("fake: %w", devices.ErrTimeout)
-	case f.stuck[door]:
-		return fmt.Errorf("fake: %w", devices.ErrDoorNotOpened)
+	b, err := locker.New(port, sim.Doors(), &locker.Opts{Baud: 19200, Timeout: timeout})
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.doors[door-1] = devices.DoorOpen
-	return nil
+	t.Cleanup(func() {
+		b.Close()
+		port.Close()
+		cancel()
+		if err := <-served; !errors.Is(err, context.Canceled) {
+			t.Errorf("Serve: %v", err)
+		}
+		p.Close()
+	})
+	return &bank{sim: sim, bank: b}
 }
 
-func (f *fakeLocker) close(door int) {
-	f.mu.Lock()
-	f.doors[door-1] = devices.DoorClosed
-	f.mu.Unlock()
+func (b *bank) open(door int) bool   { return b.sim.State().Doors[door-1].Open }
+func (b *bank) unlocks(door int) int { return b.sim.State().Doors[door-1].Unlocks }
+
+// close shuts a door in the simulator, as the clerk or the resident does.
+func (b *bank) close(t *testing.T, door int) {
+	t.Helper()
+	if err := b.sim.Close(door); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // waitFor polls cond until it holds, failing after 15 s.

@@ -1,67 +1,15 @@
-//go:build unix
-
 package mailroom_test
 
 import (
 	"context"
-	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"onecard/devices"
-	"onecard/devices/locker"
-	firmwaresim "onecard/firmware-sim"
-	lockersim "onecard/firmware-sim/locker"
 	"onecard/mailroom"
 	"onecard/store"
 	"onecard/store/storetest"
 )
-
-// bank is the simulated bank of 48 doors (boards 0–2) on a pty, and the
-// real driver on the pty's slave through tarm/serial, as in production.
-type bank struct {
-	sim  *lockersim.Sim
-	bank *locker.Bank
-}
-
-// newBank starts the simulator and the driver, which waits timeout for
-// each answer (far more than the simulator needs, unless a board is to be
-// silent).
-func newBank(t *testing.T, timeout time.Duration) *bank {
-	t.Helper()
-	link := filepath.Join(t.TempDir(), "locker")
-	p, err := firmwaresim.OpenPTY(link)
-	if err != nil {
-		t.Fatalf("no pty: %v", err) // the pty rig is the point of these tests: no skipping
-	}
-	sim := lockersim.New(lockersim.Options{Doors: 48, Baud: 19200})
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- sim.Serve(ctx, p) }()
-	port, err := devices.OpenSerial(devices.SerialConfig{Path: link, Baud: 19200})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := locker.New(port, sim.Doors(), &locker.Opts{Baud: 19200, Timeout: timeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		b.Close()
-		port.Close()
-		cancel()
-		if err := <-served; !errors.Is(err, context.Canceled) {
-			t.Errorf("Serve: %v", err)
-		}
-		p.Close()
-	})
-	return &bank{sim: sim, bank: b}
-}
-
-func (b *bank) open(door int) bool   { return b.sim.State().Doors[door-1].Open }
-func (b *bank) unlocks(door int) int { return b.sim.State().Doors[door-1].Unlocks }
 
 // The whole locker round over the real driver and the simulator: the
 // clerk places a parcel, the door pops open, the clerk shuts it: stored,
@@ -70,7 +18,7 @@ func (b *bank) unlocks(door int) int { return b.sim.State().Doors[door-1].Unlock
 // it closes.
 func TestLockerRoundOverPTY(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		b := newBank(t, 2*time.Second)
+		b := newBank(t, 48, 2*time.Second)
 		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 20 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 4, "S")
@@ -159,7 +107,7 @@ func TestLockerRoundOverPTY(t *testing.T) {
 // resident takes it.
 func TestStuckDoorOverPTY(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		b := newBank(t, 2*time.Second)
+		b := newBank(t, 48, 2*time.Second)
 		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 20 * time.Millisecond})
 		r.kioskParcels(t)
 		r.doors(t, 3, "S")
@@ -223,7 +171,7 @@ func TestStuckDoorOverPTY(t *testing.T) {
 // opens, the door is flagged and freed; a door on another board works.
 func TestSilentBoardOverPTY(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		b := newBank(t, 150*time.Millisecond) // no answer is coming anyway
+		b := newBank(t, 48, 150*time.Millisecond) // no answer is coming anyway
 		r := newRoom(t, db, mailroom.Options{Locker: b.bank, LockerPoll: 20 * time.Millisecond})
 		r.kioskParcels(t)
 		if err := r.m.SetDoors(r.clerk, []mailroom.DoorInput{{Number: 1, Size: "S"}, {Number: 17, Size: "S"}}); err != nil {
