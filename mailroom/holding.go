@@ -96,43 +96,33 @@ func (s *Service) ReturnToCourier(ctx context.Context, ids []int64, note string)
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
 		now := s.now()
 		for _, id := range ids {
-			before, err := s.waitingItem(ctx, tx, id)
-			if err != nil {
+			after, err := s.changeWaiting(ctx, tx, id, "mail_item.return", "returned", note, func(before Item) error {
+				var busy int
+				if err := tx.Get(ctx, &busy, "SELECT COUNT(*) FROM mail_locker_commands WHERE item_id = ? AND state IN "+activeCmd, id); err != nil {
+					return err
+				}
+				if busy > 0 {
+					return fault.Conflict("item", "door_busy")
+				}
+				if _, err := tx.Exec(ctx, `UPDATE mail_items SET state = 'returned', returned_at = ?, return_note = ?, handed_by = ?, attention = '', updated_at = ?
+					WHERE id = ? AND state = 'waiting'`, now, note, a.Name, now, id); err != nil {
+					return err
+				}
+				if err := s.revokeCode(ctx, tx, id); err != nil {
+					return err
+				}
+				if err := s.cancelNotices(ctx, tx, id); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `INSERT INTO mail_notifications (site_id, item_id, unit_id, kind, urgent, state, next_at, created_at, updated_at)
+					VALUES (?, ?, ?, 'returned', ?, 'queued', ?, ?, ?) ON CONFLICT (item_id, kind, reminder_day) DO NOTHING`,
+					s.site.ID, id, before.UnitID, false, now, now, now)
 				return err
-			}
-			var busy int
-			if err := tx.Get(ctx, &busy, "SELECT COUNT(*) FROM mail_locker_commands WHERE item_id = ? AND state IN "+activeCmd, id); err != nil {
-				return err
-			}
-			if busy > 0 {
-				return fault.Conflict("item", "door_busy")
-			}
-			if _, err := tx.Exec(ctx, `UPDATE mail_items SET state = 'returned', returned_at = ?, return_note = ?, handed_by = ?, attention = '', updated_at = ?
-				WHERE id = ? AND state = 'waiting'`, now, note, a.Name, now, id); err != nil {
-				return err
-			}
-			if err := s.revokeCode(ctx, tx, id); err != nil {
-				return err
-			}
-			if err := s.cancelNotices(ctx, tx, id); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO mail_notifications (site_id, item_id, unit_id, kind, urgent, state, next_at, created_at, updated_at)
-				VALUES (?, ?, ?, 'returned', ?, 'queued', ?, ?, ?) ON CONFLICT (item_id, kind, reminder_day) DO NOTHING`,
-				s.site.ID, id, before.UnitID, false, now, now, now); err != nil {
-				return err
-			}
-			if err := s.event(ctx, tx, id, "returned", note); err != nil {
-				return err
-			}
-			after, err := s.item(ctx, tx, id)
+			})
 			if err != nil {
 				return err
 			}
 			out = append(out, after)
-			if err := auth.Record(ctx, tx, auth.Entry{Action: "mail_item.return", Entity: "mail_item", EntityID: id, Before: before, After: after}); err != nil {
-				return err
-			}
 		}
 		tx.AfterCommit(s.wake(&s.noteWake))
 		return nil

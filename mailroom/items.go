@@ -497,26 +497,16 @@ func (s *Service) Shelve(ctx context.Context, id int64, slot string) (Item, erro
 	}
 	var out Item
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		before, err := s.waitingItem(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if before.Door != nil {
-			return fault.Conflict("item", "item_in_locker")
-		}
-		if _, err := tx.Exec(ctx, "UPDATE mail_items SET storage = 'shelf', slot = ?, attention = '', updated_at = ? WHERE id = ?", slot, s.now(), id); err != nil {
-			return err
-		}
-		if err := s.revokeCode(ctx, tx, id); err != nil {
-			return err
-		}
-		if err := s.event(ctx, tx, id, "shelved", slot); err != nil {
-			return err
-		}
-		if out, err = s.item(ctx, tx, id); err != nil {
-			return err
-		}
-		return auth.Record(ctx, tx, auth.Entry{Action: "mail_item.shelve", Entity: "mail_item", EntityID: id, Before: before, After: out})
+		out, err = s.changeWaiting(ctx, tx, id, "mail_item.shelve", "shelved", slot, func(before Item) error {
+			if before.Door != nil {
+				return fault.Conflict("item", "item_in_locker")
+			}
+			if _, err := tx.Exec(ctx, "UPDATE mail_items SET storage = 'shelf', slot = ?, attention = '', updated_at = ? WHERE id = ?", slot, s.now(), id); err != nil {
+				return err
+			}
+			return s.revokeCode(ctx, tx, id)
+		})
+		return err
 	})
 	return out, err
 }
@@ -534,22 +524,34 @@ func (s *Service) ConsentHold(ctx context.Context, id int64, note string) (Item,
 	}
 	var out Item
 	err = s.db.Tx(ctx, func(tx *store.Tx) error {
-		before, err := s.waitingItem(ctx, tx, id)
-		if err != nil {
+		out, err = s.changeWaiting(ctx, tx, id, "mail_item.consent_hold", "consent_hold", note, func(Item) error {
+			_, err := tx.Exec(ctx, "UPDATE mail_items SET hold = 'consent', hold_note = ?, updated_at = ? WHERE id = ?", note, s.now(), id)
 			return err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE mail_items SET hold = 'consent', hold_note = ?, updated_at = ? WHERE id = ?", note, s.now(), id); err != nil {
-			return err
-		}
-		if err := s.event(ctx, tx, id, "consent_hold", note); err != nil {
-			return err
-		}
-		if out, err = s.item(ctx, tx, id); err != nil {
-			return err
-		}
-		return auth.Record(ctx, tx, auth.Entry{Action: "mail_item.consent_hold", Entity: "mail_item", EntityID: id, Before: before, After: out})
+		})
+		return err
 	})
 	return out, err
+}
+
+// changeWaiting changes a waiting item in tx: change (which may refuse,
+// given the item as it was), then the event in its history and the audit
+// row with the item before and after. It returns the item after.
+func (s *Service) changeWaiting(ctx context.Context, tx *store.Tx, id int64, action, event, detail string, change func(before Item) error) (Item, error) {
+	before, err := s.waitingItem(ctx, tx, id)
+	if err != nil {
+		return Item{}, err
+	}
+	if err := change(before); err != nil {
+		return Item{}, err
+	}
+	if err := s.event(ctx, tx, id, event, detail); err != nil {
+		return Item{}, err
+	}
+	after, err := s.item(ctx, tx, id)
+	if err != nil {
+		return Item{}, err
+	}
+	return after, auth.Record(ctx, tx, auth.Entry{Action: action, Entity: "mail_item", EntityID: id, Before: before, After: after})
 }
 
 // errRetry asks a transaction to run again (a door taken meanwhile).
