@@ -58,6 +58,42 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// pageText is the text of the element sel on b's page; a missing one
+// fails the test.
+func pageText(t *testing.T, b context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(b, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("%s: %v", sel, err)
+	}
+	return s
+}
+
+// pageEval evaluates js, which yields a string, on b's page.
+func pageEval(t *testing.T, b context.Context, js string) string {
+	t.Helper()
+	s, err := chromedp.Run(b, chromedp.Evaluate[string](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return s
+}
+
+// pageWait polls js on b's page, across navigations, until it is true,
+// failing the test after 20 s.
+func pageWait(t *testing.T, b context.Context, what, js string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ok, err := chromedp.Run(b, chromedp.Evaluate[bool](js))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s (%s): %v", what, js, err)
+		}
+	}
+}
+
 // TestClerkFindsAUnitInTheBrowser: a clerk logs in on the desk, searches
 // for a unit and sees who lives there.
 func TestClerkFindsAUnitInTheBrowser(t *testing.T) {

@@ -66,13 +66,7 @@ func TestClerkRunsTheCardFlowsInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(sel string) string {
-		s, err := chromedp.Run(b, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return s
-	}
+	text := func(sel string) string { t.Helper(); return pageText(t, b, sel) }
 	// submit clicks a button and waits for the page the form leads to.
 	submit := func(button, wait string) {
 		t.Helper()

@@ -59,13 +59,7 @@ func TestKioskInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(sel string) string {
-		s, err := chromedp.Run(b, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return s
-	}
+	text := func(sel string) string { t.Helper(); return pageText(t, b, sel) }
 	keys := func(field, digits string) {
 		t.Helper()
 		if err := chromedp.Do(b, chromedp.Click(css("#"+field))); err != nil {

@@ -113,35 +113,9 @@ func TestMailBatchInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return s
-	}
-	eval := func(js string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return s
-	}
-	// wait polls js until it is true, across navigations.
-	wait := func(what, js string) {
-		t.Helper()
-		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			ok, err := chromedp.Run(b, chromedp.Evaluate[bool](js))
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s (%s): %v", what, js, err)
-			}
-		}
-	}
+	text := func(sel string) string { t.Helper(); return pageText(t, b, sel) }
+	eval := func(js string) string { t.Helper(); return pageEval(t, b, js) }
+	wait := func(what, js string) { t.Helper(); pageWait(t, b, what, js) }
 	focused := `document.activeElement && document.activeElement.name || ""`
 	err := chromedp.Do(b,
 		chromedp.Navigate(e.url+"/mail/new"),
@@ -348,26 +322,8 @@ func TestLockersPageFollowsTheBank(t *testing.T) {
 	e, sim, sys := lockerSite(t, nil)
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	eval := func(js string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Evaluate[string](js))
-		if err != nil {
-			t.Fatalf("%s: %v", js, err)
-		}
-		return s
-	}
-	wait := func(what, js string) {
-		t.Helper()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			ok, err := chromedp.Run(b, chromedp.Evaluate[bool](js))
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("waiting for %s (%s): %v", what, js, err)
-			}
-		}
-	}
+	eval := func(js string) string { t.Helper(); return pageEval(t, b, js) }
+	wait := func(what, js string) { t.Helper(); pageWait(t, b, what, js) }
 	err := chromedp.Do(b,
 		chromedp.Navigate(e.url+"/mail/lockers"),
 		chromedp.WaitVisible(css("#username")),

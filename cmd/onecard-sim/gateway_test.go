@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -292,20 +291,6 @@ func TestGatewayProcess(t *testing.T) {
 		}
 		return nil, "", nil
 	}
-	stop := func(cmd *exec.Cmd, exited <-chan error) {
-		t.Helper()
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("exit after SIGTERM: %v", err)
-			}
-		case <-time.After(wait):
-			t.Fatal("SIGTERM did not stop it")
-		}
-	}
 	ctx := context.Background()
 	cmd, url, exited := start()
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {
@@ -315,7 +300,7 @@ func TestGatewayProcess(t *testing.T) {
 	if st, err := c.Query(ctx, "P-X"); err != nil || st.State != "not_found" {
 		t.Fatalf("Query = %+v, %v", st, err)
 	}
-	stop(cmd, exited)
+	terminate(t, cmd, exited)
 
 	// The same keys after a restart: the same client still works.
 	cmd, url, exited = start()
@@ -323,5 +308,5 @@ func TestGatewayProcess(t *testing.T) {
 	if _, err := c.Create(ctx, gateway.Order{Ref: "P-Y", AmountFen: 1, Subject: "工本费", NotifyURL: "http://127.0.0.1:1/"}); err != nil {
 		t.Fatalf("Create after a restart: %v", err)
 	}
-	stop(cmd, exited)
+	terminate(t, cmd, exited)
 }
