@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"onecard/auth"
+	"onecard/devices/scanner"
 	"onecard/estate"
 	"onecard/store/storetest"
 )
@@ -33,7 +34,7 @@ import (
 // batch's share); onecard-share is onecard's part of each item's time.
 func BenchmarkMailBatchRegistration(b *testing.B) {
 	items := kioskBenchInt(b, "ONECARD_BENCH_ITEMS", 60)
-	feed := &testFeed{}
+	feed := &scanner.Feed{}
 	scanFeed = feed.Watch
 	defer func() { scanFeed = nil }()
 	sim := deskScanner(b, feed)
@@ -86,7 +87,7 @@ func BenchmarkMailBatchRegistration(b *testing.B) {
 			}
 		}
 	}()
-	for deadline := time.Now().Add(5 * time.Second); feed.watchers() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); feed.Watchers() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			b.Fatal("the stream never watched the scanner")
 		}

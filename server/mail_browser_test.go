@@ -3,7 +3,6 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"image/png"
 	"io"
 	"log/slog"
@@ -46,7 +45,7 @@ func mailShot(t *testing.T, b context.Context, name string) {
 // deskScanner is the desk's barcode scanner: the simulator on a pty at
 // 9600 baud, read by the real driver over a serial port, its codes
 // published to feed as onecard serve does.
-func deskScanner(t testing.TB, feed *testFeed) *scannersim.Sim {
+func deskScanner(t testing.TB, feed *scanner.Feed) *scannersim.Sim {
 	t.Helper()
 	link := t.TempDir() + "/scanner"
 	pty, err := firmwaresim.OpenPTY(link)
@@ -65,16 +64,7 @@ func deskScanner(t testing.TB, feed *testFeed) *scannersim.Sim {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		for {
-			s, err := sc.Next(ctx)
-			switch {
-			case errors.Is(err, scanner.ErrRejected):
-			case err != nil:
-				return
-			default:
-				feed.publish(scanner.Normalize(s.Code))
-			}
-		}
+		feed.Read(ctx, sc, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -95,7 +85,7 @@ func deskScanner(t testing.TB, feed *testFeed) *scannersim.Sim {
 // units. Then the resident collects a parcel at the desk and signs on the
 // pad: collected, the signature kept.
 func TestMailBatchInTheBrowser(t *testing.T) {
-	feed := &testFeed{}
+	feed := &scanner.Feed{}
 	scanFeed = feed.Watch
 	defer func() { scanFeed = nil }()
 	sim := deskScanner(t, feed)
@@ -130,8 +120,8 @@ func TestMailBatchInTheBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait("the scanner stream", `document.getElementById("scanner-state").dataset.on === "1"`)
-	if feed.watchers() != 1 {
-		t.Fatalf("%d pages watch the scanner", feed.watchers())
+	if feed.Watchers() != 1 {
+		t.Fatalf("%d pages watch the scanner", feed.Watchers())
 	}
 
 	// Row 1: scanned at the scanner, the unit found by a resident's name.

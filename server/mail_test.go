@@ -19,6 +19,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"onecard/auth"
+	"onecard/devices/scanner"
 	"onecard/estate"
 	"onecard/mailroom"
 	"onecard/store/storetest"
@@ -483,38 +484,10 @@ func TestMailOutgoingSettingsNotices(t *testing.T) {
 	}
 }
 
-// testFeed is a desk scanner's feed: each watcher gets the codes
-// published while it watches.
-type testFeed struct {
-	mu   sync.Mutex
-	subs map[chan string]bool
-}
-
-func (f *testFeed) Watch() (<-chan string, func()) {
-	ch := make(chan string, 16)
-	f.mu.Lock()
-	if f.subs == nil {
-		f.subs = map[chan string]bool{}
-	}
-	f.subs[ch] = true
-	f.mu.Unlock()
-	return ch, func() { f.mu.Lock(); delete(f.subs, ch); f.mu.Unlock() }
-}
-
-func (f *testFeed) publish(code string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.subs {
-		ch <- code
-	}
-}
-
-func (f *testFeed) watchers() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.subs) }
-
 // The scanner's codes reach the desk as server-sent events; the stream
 // ends when the server stops.
 func TestMailScanStream(t *testing.T) {
-	feed := &testFeed{}
+	feed := &scanner.Feed{}
 	scanFeed = feed.Watch
 	defer func() { scanFeed = nil }()
 	e, _ := mailSite(t)
@@ -535,12 +508,12 @@ func TestMailScanStream(t *testing.T) {
 	if line, _ := r.ReadString('\n'); line != ": connected\n" {
 		t.Fatalf("first line %q", line)
 	}
-	for deadline := time.Now().Add(5 * time.Second); feed.watchers() == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); feed.Watchers() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the stream never watched the feed")
 		}
 	}
-	feed.publish("SF9000000000001")
+	feed.Publish("SF9000000000001")
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +27,7 @@ import (
 type mail struct {
 	*mailroom.Service
 	bank  *lockers.Bank // nil without a locker bank
-	scans *scanFeed     // nil without a scanner
+	scans *scanner.Feed // nil without a scanner
 	// In the demo: the simulated bank and scanner.
 	lockerSim  *lockersim.Sim
 	scannerSim *scannersim.Sim
@@ -178,44 +177,10 @@ func (m *mail) daily(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// scanFeed passes the desk scanner's codes to whoever is watching (the
-// desk's registration page); nobody watching, a scan goes nowhere.
-type scanFeed struct {
-	mu   sync.Mutex
-	subs map[chan string]struct{}
-}
-
-// Watch returns a channel of scanned codes and a function to stop.
-func (f *scanFeed) Watch() (<-chan string, func()) {
-	ch := make(chan string, 64)
-	f.mu.Lock()
-	if f.subs == nil {
-		f.subs = map[chan string]struct{}{}
-	}
-	f.subs[ch] = struct{}{}
-	f.mu.Unlock()
-	return ch, func() {
-		f.mu.Lock()
-		delete(f.subs, ch)
-		f.mu.Unlock()
-	}
-}
-
-func (f *scanFeed) publish(code string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for ch := range f.subs {
-		select {
-		case ch <- code:
-		default: // a page that does not read misses codes; it can retype
-		}
-	}
-}
-
 // runScanner keeps the desk's barcode scanner on path open and feeds its
 // codes (normalised; bad lines logged and skipped).
-func runScanner(ctx context.Context, path string, baud int, log *slog.Logger) *scanFeed {
-	f := &scanFeed{}
+func runScanner(ctx context.Context, path string, baud int, log *slog.Logger) *scanner.Feed {
+	f := &scanner.Feed{}
 	open := func() (io.ReadWriteCloser, error) {
 		return devices.OpenSerial(devices.SerialConfig{Path: path, Baud: baud, ReadTimeout: 100 * time.Millisecond})
 	}
@@ -224,17 +189,7 @@ func runScanner(ctx context.Context, path string, baud int, log *slog.Logger) *s
 		sc := scanner.New(rw, nil)
 		defer sc.Close()
 		log.Info("barcode scanner connected", "port", path)
-		for {
-			s, err := sc.Next(ctx)
-			switch {
-			case errors.Is(err, scanner.ErrRejected):
-				log.Warn("barcode scanner: line rejected", "err", err)
-			case err != nil:
-				return err
-			default:
-				f.publish(scanner.Normalize(s.Code))
-			}
-		}
+		return f.Read(ctx, sc, func(err error) { log.Warn("barcode scanner: line rejected", "err", err) })
 	})
 	return f
 }
