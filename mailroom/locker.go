@@ -259,11 +259,15 @@ func (s *Service) flag(ctx context.Context, q store.Q, doorID int64, reason, not
 	return err
 }
 
-// queueOpen writes an open command to the outbox in tx.
+// queueOpen writes an open command to the outbox in tx. A door with a
+// command under way already is door_busy (the unique index decides).
 func (s *Service) queueOpen(ctx context.Context, tx *store.Tx, doorID int64, itemID *int64, purpose, source string) (int64, error) {
 	now := s.now()
 	id, err := tx.Insert(ctx, `INSERT INTO mail_locker_commands (site_id, door_id, item_id, purpose, state, requested_by, source, created_at, updated_at)
 		VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id`, s.site.ID, doorID, itemID, purpose, auth.ActorFrom(ctx).Name, source, now, now)
+	if store.IsUnique(err) {
+		return 0, fault.Conflict("door", "door_busy")
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -339,8 +343,8 @@ func (s *Service) PlaceInLocker(ctx context.Context, itemID int64, size string) 
 				return fault.Conflict("item", "item_in_locker")
 			}
 			id, err := s.queueOpen(ctx, tx, door.ID, &itemID, "store", "")
-			if store.IsUnique(err) {
-				return errRetry
+			if fault.Code(err) == "door_busy" {
+				return errRetry // taken meanwhile: another door
 			}
 			if err != nil {
 				return err
@@ -385,9 +389,6 @@ func (s *Service) OpenDoor(ctx context.Context, number int, reason string) (Comm
 			return err
 		}
 		id, err := s.queueOpen(ctx, tx, doorID, nil, "service", "")
-		if store.IsUnique(err) {
-			return fault.Conflict("door", "door_busy")
-		}
 		if err != nil {
 			return err
 		}

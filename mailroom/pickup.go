@@ -278,9 +278,6 @@ func (s *Service) openForPickup(ctx context.Context, itemID int64, source, unit 
 			return err
 		}
 		id, err := s.queueOpen(ctx, tx, doorID, &itemID, "pickup", source)
-		if store.IsUnique(err) {
-			return fault.Conflict("door", "door_busy")
-		}
 		if err != nil {
 			return err
 		}
