@@ -58,6 +58,41 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
+// screenshot saves what is on b's screen as a test artefact, NAME.png in
+// ONECARD_SCREENSHOT_DIR (nothing without it): the whole page, or the
+// viewport only where a full-page capture would move the page's scroll
+// under the next click (the desk's forms).
+func screenshot(t *testing.T, b context.Context, name string, fullPage bool) {
+	t.Helper()
+	dir := os.Getenv("ONECARD_SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	capture := chromedp.CaptureScreenshot()
+	if fullPage {
+		capture = chromedp.FullScreenshot(100)
+	}
+	png, err := chromedp.Run(b, capture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kioskShot saves the kiosk's screen, whole.
+func kioskShot(t *testing.T, b context.Context, name string) {
+	t.Helper()
+	screenshot(t, b, "kiosk-"+name, true)
+}
+
+// mailShot saves the desk's viewport.
+func mailShot(t *testing.T, b context.Context, name string) {
+	t.Helper()
+	screenshot(t, b, "desk-"+name, false)
+}
+
 // pageText is the text of the element sel on b's page; a missing one
 // fails the test.
 func pageText(t *testing.T, b context.Context, sel string) string {

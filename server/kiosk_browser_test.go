@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto/ed25519"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +15,6 @@ import (
 	"onecard/kiosk"
 	"onecard/store/storetest"
 )
-
-// kioskShot saves a screenshot as a test artefact (ONECARD_SCREENSHOT_DIR).
-func kioskShot(t *testing.T, b context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("ONECARD_SCREENSHOT_DIR")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(b, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "kiosk-"+name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestKioskInTheBrowser: a browser enrolled with the one-time link; the
 // owner switches to English, enters the unit and PINs on the on-screen

@@ -6,8 +6,6 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,24 +21,6 @@ import (
 	"onecard/mailroom"
 	"onecard/store/storetest"
 )
-
-// mailShot saves what the clerk sees as a test artefact
-// (ONECARD_SCREENSHOT_DIR). The viewport only: a full-page capture moves
-// the page's scroll under the next click.
-func mailShot(t *testing.T, b context.Context, name string) {
-	t.Helper()
-	dir := os.Getenv("ONECARD_SCREENSHOT_DIR")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(b, chromedp.CaptureScreenshot())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "desk-"+name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // deskScanner is the desk's barcode scanner: the simulator on a pty at
 // 9600 baud, read by the real driver over a serial port, its codes
