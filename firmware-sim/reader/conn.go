@@ -39,12 +39,34 @@ type link struct {
 	session  uint64
 	lost     chan struct{}
 	lostOnce sync.Once
+	lostErr  error         // why, once lost is closed
+	done     chan struct{} // closed by end: the reader has let the link go
+	doneOnce sync.Once
 
 	mu   sync.Mutex
 	conn *cutConn
+
+	// What the link is asked to send, in order; its writer sends it.
+	outMu     sync.Mutex
+	out       []outgoing
+	outClosed bool
+	outKick   chan struct{}
 }
 
-func (l *link) markLost() { l.lostOnce.Do(func() { close(l.lost) }) }
+func newLink(session uint64) *link {
+	return &link{session: session, lost: make(chan struct{}), done: make(chan struct{}), outKick: make(chan struct{}, 1)}
+}
+
+// markLost records that paho lost the connection, and why.
+func (l *link) markLost(err error) {
+	l.lostOnce.Do(func() {
+		l.lostErr = err
+		close(l.lost)
+	})
+}
+
+// end tells the link's writer to stop: the reader no longer uses the link.
+func (l *link) end() { l.doneOnce.Do(func() { close(l.done) }) }
 
 // drop closes the socket under the client: no DISCONNECT is sent.
 func (l *link) drop() {
@@ -54,6 +76,87 @@ func (l *link) drop() {
 	if c != nil {
 		c.cut.Store(true)
 		c.Close()
+	}
+}
+
+// outgoing is one request (a publish, a subscription) waiting for the
+// link's writer.
+type outgoing struct {
+	send func(mqtt.Client) mqtt.Token
+	s    *sending
+}
+
+// sending is a request handed to a link's writer: tok is set, or the link
+// ended before the request was made (tok nil), when ready is closed.
+type sending struct {
+	ready chan struct{}
+	tok   mqtt.Token
+}
+
+// do hands a request to the link's writer and returns at once. Nothing of
+// the reader calls paho on a live link itself: paho's Publish and
+// Subscribe wait up to the write timeout (10 s) while the socket takes no
+// more, and may wait that long when the connection goes down under them
+// (paho stops reading its send queue before it marks itself
+// disconnected). One acknowledgement caught that way held up the handling
+// of every message, and with it the catch-up on the next connection, for
+// 10 s (BenchmarkCatchUp, about one run in fifteen). Now only the writer
+// of the link in trouble waits.
+func (l *link) do(send func(mqtt.Client) mqtt.Token) *sending {
+	s := &sending{ready: make(chan struct{})}
+	l.outMu.Lock()
+	if l.outClosed {
+		l.outMu.Unlock()
+		close(s.ready)
+		return s
+	}
+	l.out = append(l.out, outgoing{send, s})
+	l.outMu.Unlock()
+	select {
+	case l.outKick <- struct{}{}:
+	default:
+	}
+	return s
+}
+
+// publish hands a QoS 1 publish to the link's writer.
+func (l *link) publish(topic string, retained bool, payload []byte) *sending {
+	return l.do(func(c mqtt.Client) mqtt.Token { return c.Publish(topic, 1, retained, payload) })
+}
+
+// write makes the link's requests, in order, until the link is lost or
+// ended; requests left then are never made.
+func (l *link) write() {
+	defer func() {
+		l.outMu.Lock()
+		left := l.out
+		l.out, l.outClosed = nil, true
+		l.outMu.Unlock()
+		for _, o := range left {
+			close(o.s.ready)
+		}
+	}()
+	for {
+		select {
+		case <-l.lost:
+			return
+		case <-l.done:
+			return
+		case <-l.outKick:
+		}
+		for {
+			l.outMu.Lock()
+			if len(l.out) == 0 {
+				l.outMu.Unlock()
+				break
+			}
+			o := l.out[0]
+			l.out[0] = outgoing{}
+			l.out = l.out[1:]
+			l.outMu.Unlock()
+			o.s.tok = o.send(l.client)
+			close(o.s.ready)
+		}
 	}
 }
 
@@ -158,7 +261,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			r.detach(l)
 			d := backoff(attempt)
 			attempt++
-			r.log.Warn("connection lost", "retry_in", d.Round(time.Millisecond))
+			r.log.Warn("connection lost", "session", l.session, "err", l.lostErr, "retry_in", d.Round(time.Millisecond))
 			r.sleep(ctx, d)
 		}
 	}
@@ -220,7 +323,7 @@ func (r *Reader) dial(ctx context.Context, l *link, u *url.URL) (net.Conn, error
 func (r *Reader) connect(ctx context.Context) (*link, error) {
 	r.mu.Lock()
 	r.session++
-	l := &link{session: r.session, lost: make(chan struct{})}
+	l := newLink(r.session)
 	err := r.saveLocked() // a session number is never reused
 	r.powerLoss, r.reboot = false, false
 	r.mu.Unlock()
@@ -249,8 +352,8 @@ func (r *Reader) connect(ctx context.Context) (*link, error) {
 		SetBinaryWill(stateTopic, will, 1, true).
 		SetDefaultPublishHandler(r.receive).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			r.log.Debug("connection lost", "session", l.session, "err", err)
-			l.markLost()
+			// Not logged here: paho may call this after Run has returned.
+			l.markLost(err)
 		}).
 		SetCustomOpenConnectionFn(func(u *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
 			return r.dial(ctx, l, u)
@@ -266,6 +369,7 @@ func (r *Reader) connect(ctx context.Context) (*link, error) {
 	if err := tok.Error(); err != nil {
 		return nil, fmt.Errorf("reader %s: connect: %w", r.opts.ID, err)
 	}
+	go l.write()
 	if ctx.Err() != nil {
 		r.stopClean(l)
 		return nil, ctx.Err()
@@ -285,11 +389,11 @@ func (r *Reader) connect(ctx context.Context) (*link, error) {
 	for _, t := range r.topics.DeviceSubscriptions(r.opts.ID, r.zones) {
 		filters[t] = 1
 	}
-	stok := l.client.SubscribeMultiple(filters, nil)
-	if err := wait(ctx, stok, l, connectTimeout); err != nil {
+	sub := l.do(func(c mqtt.Client) mqtt.Token { return c.SubscribeMultiple(filters, nil) })
+	if err := wait(ctx, sub, l, connectTimeout); err != nil {
 		return nil, r.abandon(ctx, l, "subscribe", err)
 	}
-	for t, q := range stok.(*mqtt.SubscribeToken).Result() {
+	for t, q := range sub.tok.(*mqtt.SubscribeToken).Result() {
 		if q == 0x80 {
 			r.log.Error("subscription refused", "topic", t)
 		}
@@ -298,7 +402,7 @@ func (r *Reader) connect(ctx context.Context) (*link, error) {
 	r.mu.Lock()
 	birth := r.birthLocked(l.session)
 	r.mu.Unlock()
-	if err := wait(ctx, l.client.Publish(stateTopic, 1, true, birth), l, connectTimeout); err != nil {
+	if err := wait(ctx, l.publish(stateTopic, true, birth), l, connectTimeout); err != nil {
 		return nil, r.abandon(ctx, l, "birth", err)
 	}
 	r.mu.Lock()
@@ -335,24 +439,34 @@ func (r *Reader) birthLocked(session uint64) []byte {
 	return b
 }
 
-// wait waits for a token, the loss of the link, ctx or a timeout. (Paho
-// may leave tokens pending when the connection is lost.)
-func wait(ctx context.Context, tok mqtt.Token, l *link, d time.Duration) error {
+// wait waits for a request handed to l's writer to be answered, the loss
+// of the link, ctx or a timeout. (Paho may leave tokens pending when the
+// connection is lost.)
+func wait(ctx context.Context, s *sending, l *link, d time.Duration) error {
 	var t <-chan time.Time
 	if d > 0 {
 		tm := time.NewTimer(d)
 		defer tm.Stop()
 		t = tm.C
 	}
-	select {
-	case <-tok.Done():
-		return tok.Error()
-	case <-l.lost:
-		return errLost
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t:
-		return errTimeout
+	var tokDone <-chan struct{}
+	for ready := s.ready; ; {
+		select {
+		case <-ready:
+			if s.tok == nil {
+				return errLost // the link ended first
+			}
+			ready, tokDone = nil, s.tok.Done()
+			continue
+		case <-tokDone:
+			return s.tok.Error()
+		case <-l.lost:
+			return errLost
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t:
+			return errTimeout
+		}
 	}
 }
 
@@ -405,10 +519,11 @@ func (r *Reader) detach(l *link) {
 func (r *Reader) stopClean(l *link) {
 	r.detach(l)
 	off, _ := proto.Encode(&proto.State{V: proto.Version, State: "offline", Session: l.session})
-	tok := l.client.Publish(r.topics.Device(r.opts.ID, proto.KindState), 1, true, off)
-	if err := wait(context.Background(), tok, l, stopTimeout); err != nil {
+	sent := l.publish(r.topics.Device(r.opts.ID, proto.KindState), true, off)
+	if err := wait(context.Background(), sent, l, stopTimeout); err != nil {
 		r.log.Warn("offline state not confirmed", "err", err)
 	}
+	l.end()
 	l.client.Disconnect(250)
 	r.log.Info("disconnected", "session", l.session)
 }
@@ -423,6 +538,7 @@ func (r *Reader) stopAbrupt(l *link) {
 	case <-time.After(stopTimeout):
 		r.log.Warn("paho did not report the dropped connection")
 	}
+	l.end()
 	l.client.Disconnect(0) // releases paho's workers if they were still up
 	r.log.Info("connection dropped", "session", l.session)
 }
@@ -471,7 +587,7 @@ func (r *Reader) sendLoop(ctx context.Context) {
 			if n == 0 {
 				r.log.Error("event does not fit a message: skipped", "seq", batch[0].Seq)
 				n = 1
-			} else if err := wait(ctx, l.client.Publish(topic, 1, false, b), l, 0); err != nil {
+			} else if err := wait(ctx, l.publish(topic, false, b), l, 0); err != nil {
 				r.log.Debug("events not sent", "err", err)
 				break // the next connection replays them
 			}
@@ -503,8 +619,9 @@ func encodeEvents(events []proto.Event) ([]byte, int) {
 }
 
 // publish sends a message on one of the reader's topics, if connected,
-// without waiting: paho writes in call order, and a lost acknowledgement
-// or sync request is repaired by the protocol (resends, the next birth).
+// without waiting: the link's writer sends in call order, and a lost
+// acknowledgement or sync request is repaired by the protocol (resends,
+// the next birth).
 func (r *Reader) publish(kind string, p proto.Payload) {
 	b, err := proto.Encode(p)
 	if err != nil {
@@ -518,5 +635,5 @@ func (r *Reader) publish(kind string, p proto.Payload) {
 		r.log.Debug("not connected: not sent", "kind", kind)
 		return
 	}
-	l.client.Publish(r.topics.Device(r.opts.ID, kind), 1, false, b)
+	l.publish(r.topics.Device(r.opts.ID, kind), false, b)
 }

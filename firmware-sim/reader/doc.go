@@ -26,7 +26,11 @@
 // never blocks. (The client keeps paho's in-order dispatch: with
 // SetOrderMatters(false) paho runs every message on its own goroutine, and
 // changes 2 and 3 arriving back to back could be handled 3 first, which
-// looks like a gap.)
+// looks like a gap.) Nothing the reader does waits on the connection:
+// what it sends (acknowledgements, sync requests, births, events) is
+// handed to a writer of the connection's own, which calls paho, because
+// paho's Publish can wait its whole write timeout (10 s) on a connection
+// that is jammed or going down.
 //
 // # State and persistence
 //

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -370,4 +372,94 @@ func change(zone string, seq uint64, ops ...proto.Op) *proto.Change {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// jamProxy forwards TCP connections to a broker. jam stops it reading what
+// the connections open at that moment send (the broker still reaches the
+// client), as a link whose way up is jammed; later connections are not.
+type jamProxy struct {
+	url string
+
+	mu    sync.Mutex
+	conns []*jamConn
+}
+
+type jamConn struct {
+	jammed atomic.Bool
+	closed chan struct{}
+	once   sync.Once
+	c, u   net.Conn
+}
+
+func (jc *jamConn) close() {
+	jc.once.Do(func() {
+		close(jc.closed)
+		jc.c.Close()
+		jc.u.Close()
+	})
+}
+
+func newJamProxy(t *testing.T, broker string) *jamProxy {
+	t.Helper()
+	target := strings.TrimPrefix(broker, "tcp://")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &jamProxy{url: "tcp://" + ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			jc := &jamConn{closed: make(chan struct{}), c: c, u: u}
+			p.mu.Lock()
+			p.conns = append(p.conns, jc)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(c, u); jc.close() }()
+			go func() {
+				defer jc.close()
+				buf := make([]byte, 4096)
+				for {
+					if jc.jammed.Load() {
+						<-jc.closed
+						return
+					}
+					n, err := c.Read(buf)
+					if n > 0 {
+						if _, err := u.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, jc := range p.conns {
+			jc.close()
+		}
+	})
+	return p
+}
+
+// jam stops forwarding what the open connections send.
+func (p *jamProxy) jam() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, jc := range p.conns {
+		jc.jammed.Store(true)
+	}
 }

@@ -396,7 +396,7 @@ func (r *Reader) SetClock(ok bool) {
 	l := r.cur
 	r.mu.Unlock()
 	if birth != nil {
-		l.client.Publish(r.topics.Device(r.opts.ID, proto.KindState), 1, true, birth)
+		l.publish(r.topics.Device(r.opts.ID, proto.KindState), true, birth)
 	}
 }
 
