@@ -60,10 +60,32 @@ func (s *Service) onState(ctx context.Context, m message) error {
 		return err
 	}
 	online := st.State == "online"
+	born := online && !d.Disabled
+	var zones []zoneRow
+	if born {
+		// What the device misses goes first, before anything is written (a
+		// reader back after a long absence waits for it; a write can wait
+		// for the database's lock); then its state and acknowledgements
+		// are recorded. (A birth is always recorded: see above.)
+		if zones, err = s.deviceZones(ctx, s.db, d.ID); err != nil {
+			return err
+		}
+		for _, z := range zones {
+			applied := int64(st.Applied[z.Code])
+			if applied > z.Seq {
+				// The device claims changes never made (another server's
+				// data, a corrupted file): what it holds is unknown, so it
+				// starts over from a snapshot.
+				s.snapshotAsync(ctx, m.device, z.ID, z.Code)
+				continue
+			}
+			s.catchUpAsync(ctx, m.device, z, applied)
+		}
+	}
 	res, err := s.db.Exec(ctx, `UPDATE devices SET online = ?, session = ?, firmware = CASE WHEN ? THEN ? ELSE firmware END,
 		clock_ok = CASE WHEN ? THEN ? ELSE clock_ok END, last_seen_at = ?, updated_at = ?
 		WHERE id = ? AND (? OR session <= ?)`,
-		online && !d.Disabled, st.Session, online, st.Firmware, online, st.Clock == "ok", s.now(), s.now(),
+		born, st.Session, online, st.Firmware, online, st.Clock == "ok", s.now(), s.now(),
 		d.ID, online, st.Session)
 	if err != nil {
 		return fmt.Errorf("record state: %w", err)
@@ -72,25 +94,8 @@ func (s *Service) onState(ctx context.Context, m message) error {
 		s.log.Info("fleet: stale state ignored", "device", m.device, "session", st.Session, "known", d.Session, "state", st.State)
 		return nil
 	}
-	if !online || d.Disabled {
+	if !born {
 		return nil
-	}
-	zones, err := s.deviceZones(ctx, s.db, d.ID)
-	if err != nil {
-		return err
-	}
-	// What the device misses goes first (a reader back after a long
-	// absence waits for it); then its acknowledgements are recorded.
-	for _, z := range zones {
-		applied := int64(st.Applied[z.Code])
-		if applied > z.Seq {
-			// The device claims changes never made (another server's
-			// data, a corrupted file): what it holds is unknown, so it
-			// starts over from a snapshot.
-			s.snapshotAsync(ctx, m.device, z.ID, z.Code)
-			continue
-		}
-		s.catchUpAsync(ctx, m.device, z, applied)
 	}
 	for _, z := range zones {
 		applied := int64(st.Applied[z.Code])
@@ -239,6 +244,11 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 			return err
 		}
 		if len(rows) > 0 && rows[0].Seq == applied+1 {
+			// In order, several awaiting the broker at once: one after
+			// the other, each waiting for its PUBACK, a reader 1,000
+			// behind waited five times what the same messages take.
+			topic := s.topics.Device(device, proto.KindWL)
+			var inflight []func(context.Context) error
 			for _, r := range rows {
 				var ops []proto.Op
 				if err := json.Unmarshal([]byte(r.Ops), &ops); err != nil {
@@ -248,7 +258,16 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 				if err != nil {
 					return err
 				}
-				if err := s.bus.Publish(ctx, s.topics.Device(device, proto.KindWL), b, false); err != nil {
+				if len(inflight) == sendWindow {
+					if err := inflight[0](ctx); err != nil {
+						return err
+					}
+					inflight = inflight[1:]
+				}
+				inflight = append(inflight, s.bus.Send(topic, b))
+			}
+			for _, wait := range inflight {
+				if err := wait(ctx); err != nil {
 					return err
 				}
 			}
@@ -275,9 +294,9 @@ func nthIndex(s string, c byte, k int) int {
 // once.
 const pageChunks = 10
 
-// snapWindow is how many snapshot chunks may await the broker's
-// acknowledgement at once.
-const snapWindow = 16
+// sendWindow is how many messages of one catch-up (snapshot chunks or
+// resent changes) may await the broker's acknowledgement at once.
+const sendWindow = 16
 
 // sendSnapshot sends a zone's whole whitelist, as of one sequence, in
 // chunks.
@@ -382,7 +401,7 @@ func readChunks(ctx context.Context, view view, zoneID int64, total int, emit fu
 }
 
 // publishSnapshot publishes the chunks that produce emits as one snapshot
-// of zone at seq, with up to snapWindow chunks awaiting the broker's
+// of zone at seq, with up to sendWindow chunks awaiting the broker's
 // acknowledgement, producing on its own goroutine.
 func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq int64, total, chunks int,
 	progress func(seq int64, entries, sent int), produce func(emit func(rows string, n int) bool) error) error {
@@ -394,7 +413,7 @@ func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq 
 		n   int
 		err error
 	}
-	out := make(chan chunk, snapWindow)
+	out := make(chan chunk, sendWindow)
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
@@ -441,7 +460,7 @@ func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq 
 		if ch.err != nil {
 			return ch.err
 		}
-		if len(inflight) == snapWindow {
+		if len(inflight) == sendWindow {
 			if err := done(); err != nil {
 				return err
 			}
