@@ -93,6 +93,24 @@ func mailShot(t *testing.T, b context.Context, name string) {
 	screenshot(t, b, "desk-"+name, false)
 }
 
+// signIn opens url, where the desk first asks who is there, signs in as
+// user (the test sites' password is "password-" + user) and waits until
+// the page it was going to shows landing.
+func signIn(t *testing.T, b context.Context, url, user, landing string) {
+	t.Helper()
+	err := chromedp.Do(b,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), user),
+		chromedp.SendKeys(chromedp.CSS("#password"), "password-"+user),
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS(landing)),
+	)
+	if err != nil {
+		t.Fatalf("signing in as %s at %s: %v", user, url, err)
+	}
+}
+
 // pageText is the text of the element sel on b's page; a missing one
 // fails the test.
 func pageText(t *testing.T, b context.Context, sel string) string {
@@ -153,19 +171,9 @@ func TestClerkFindsAUnitInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	err = chromedp.Do(b,
-		chromedp.Navigate(e.url+"/units?q=3-2-1801"),
-		// Not logged in: the desk sends the clerk to the login page.
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "clerk"),
-		chromedp.SendKeys(css("#password"), "password-clerk"),
-		chromedp.Click(css("#login")),
-		// Back where the clerk was going, with the search done.
-		chromedp.WaitVisible(css("#results")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Not logged in: the desk sends the clerk to the login page, then
+	// back where the clerk was going, with the search done.
+	signIn(t, b, e.url+"/units?q=3-2-1801", "clerk", "#results")
 	results, err := chromedp.Run(b, chromedp.Text(css("#results")))
 	if err != nil {
 		t.Fatal(err)

@@ -77,17 +77,7 @@ func TestClerkRunsTheCardFlowsInTheBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", button, err)
 		}
 	}
-	err = chromedp.Do(b,
-		chromedp.Navigate(e.url+"/units/3-2-1801"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "clerk"),
-		chromedp.SendKeys(css("#password"), "password-clerk"),
-		chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css("#apply")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, b, e.url+"/units/3-2-1801", "clerk", "#apply")
 	submit("#apply button", "#card")
 	if s := text("#card"); !strings.Contains(s, "待发卡") || !strings.Contains(s, "陈建华") {
 		t.Fatalf("after applying:\n%s", s)

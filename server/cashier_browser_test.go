@@ -57,18 +57,8 @@ func TestCashierTakesAPaymentInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	err = chromedp.Do(b,
-		chromedp.Navigate(e.url+"/cashier?q=3-2-1801"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "cashier"),
-		chromedp.SendKeys(css("#password"), "password-cashier"),
-		chromedp.Click(css("#login")),
-		// One unit found: straight to its account, every open bill ticked.
-		chromedp.WaitVisible(css("#bills")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One unit found: straight to its account, every open bill ticked.
+	signIn(t, b, e.url+"/cashier?q=3-2-1801", "cashier", "#bills")
 	amount, err := chromedp.Run(b, chromedp.Value(css("#amount")))
 	if err != nil {
 		t.Fatal(err)

@@ -87,15 +87,8 @@ func TestMailBatchInTheBrowser(t *testing.T) {
 	eval := func(js string) string { t.Helper(); return pageEval(t, b, js) }
 	wait := func(what, js string) { t.Helper(); pageWait(t, b, what, js) }
 	focused := `document.activeElement && document.activeElement.name || ""`
-	err := chromedp.Do(b,
-		chromedp.Navigate(e.url+"/mail/new"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "clerk"),
-		chromedp.SendKeys(css("#password"), "password-clerk"),
-		chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css("#mail-form")),
-		chromedp.SendKeys(css("#carrier"), "顺丰速运"),
-	)
+	signIn(t, b, e.url+"/mail/new", "clerk", "#mail-form")
+	err := chromedp.Do(b, chromedp.SendKeys(css("#carrier"), "顺丰速运"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,17 +287,7 @@ func TestLockersPageFollowsTheBank(t *testing.T) {
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
 	eval := func(js string) string { t.Helper(); return pageEval(t, b, js) }
 	wait := func(what, js string) { t.Helper(); pageWait(t, b, what, js) }
-	err := chromedp.Do(b,
-		chromedp.Navigate(e.url+"/mail/lockers"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "clerk"),
-		chromedp.SendKeys(css("#password"), "password-clerk"),
-		chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css("#door-48")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signIn(t, b, e.url+"/mail/lockers", "clerk", "#door-48")
 	eval(`window.samePage = "yes"`)
 	commands := `document.querySelectorAll("#commands tbody tr").length`
 
@@ -317,7 +300,7 @@ func TestLockersPageFollowsTheBank(t *testing.T) {
 
 	// The clerk starts opening door 2 with a reason; meanwhile door 7 is
 	// flagged and door 9 opened from another desk.
-	err = chromedp.Do(b,
+	err := chromedp.Do(b,
 		chromedp.Click(css("#door-2 summary")),
 		chromedp.SendKeys(css(`#door-2 input[name="reason"]`), "检查柜内"),
 	)

@@ -41,31 +41,14 @@ func TestGatePassInTheBrowser(t *testing.T) {
 
 	b := browser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	text := func(b context.Context, sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(b, chromedp.Text(css(sel)))
-		if err != nil {
-			t.Fatalf("%s: %v", sel, err)
-		}
-		return s
-	}
-	err := chromedp.Do(b,
-		chromedp.Navigate(e.url+"/passes/new?unit=3-2-1801"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "clerk"),
-		chromedp.SendKeys(css("#password"), "password-clerk"),
-		chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css("#arrears")),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	text := func(b context.Context, sel string) string { t.Helper(); return pageText(t, b, sel) }
+	signIn(t, b, e.url+"/passes/new?unit=3-2-1801", "clerk", "#arrears")
 	if s := text(b, "#arrears"); !strings.Contains(s, "¥316.25") {
 		t.Fatalf("arrears warning: %q", s)
 	}
 	kioskShot(t, b, "pass-1-form")
 	// Without the supervisor first: refused, nothing issued.
-	err = chromedp.Do(b,
+	err := chromedp.Do(b,
 		chromedp.Click(css(`input[name=applicant][value^="owner:"]`)),
 		chromedp.SendKeys(css(`#items tbody tr:nth-child(1) input[name=item]`), "沙发"),
 		chromedp.SendKeys(css(`#items tbody tr:nth-child(1) input[name=qty]`), "1"),
@@ -101,13 +84,8 @@ func TestGatePassInTheBrowser(t *testing.T) {
 
 	// The guard, at the gate.
 	g := browser(t)
+	signIn(t, g, e.url+"/gate", "guard", "#scan")
 	err = chromedp.Do(g,
-		chromedp.Navigate(e.url+"/gate"),
-		chromedp.WaitVisible(css("#username")),
-		chromedp.SendKeys(css("#username"), "guard"),
-		chromedp.SendKeys(css("#password"), "password-guard"),
-		chromedp.Click(css("#login")),
-		chromedp.WaitVisible(css("#scan")),
 		chromedp.SendKeys(css("#scan"), p.Code+"\r"),
 		chromedp.WaitVisible(css("#verdict")),
 	)
