@@ -248,7 +248,7 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 			// the other, each waiting for its PUBACK, a reader 1,000
 			// behind waited five times what the same messages take.
 			topic := s.topics.Device(device, proto.KindWL)
-			var inflight []func(context.Context) error
+			win := window{bus: s.bus}
 			for _, r := range rows {
 				var ops []proto.Op
 				if err := json.Unmarshal([]byte(r.Ops), &ops); err != nil {
@@ -258,20 +258,11 @@ func (s *Service) catchUp(ctx context.Context, device string, z zoneRow, applied
 				if err != nil {
 					return err
 				}
-				if len(inflight) == sendWindow {
-					if err := inflight[0](ctx); err != nil {
-						return err
-					}
-					inflight = inflight[1:]
-				}
-				inflight = append(inflight, s.bus.Send(topic, b))
-			}
-			for _, wait := range inflight {
-				if err := wait(ctx); err != nil {
+				if err := win.send(ctx, topic, b, 0); err != nil {
 					return err
 				}
 			}
-			return nil
+			return win.flush(ctx)
 		}
 	}
 	return s.sendSnapshot(ctx, device, z.ID, z.Code)
@@ -297,6 +288,48 @@ const pageChunks = 10
 // sendWindow is how many messages of one catch-up (snapshot chunks or
 // resent changes) may await the broker's acknowledgement at once.
 const sendWindow = 16
+
+// window publishes messages in order with up to sendWindow of them
+// awaiting the broker; arrived, if set, is called with each message's
+// tag as the broker acknowledges it, oldest first.
+type window struct {
+	bus     Bus
+	arrived func(tag int)
+	waits   []func(context.Context) error
+	tags    []int
+}
+
+func (w *window) send(ctx context.Context, topic string, b []byte, tag int) error {
+	if len(w.waits) == sendWindow {
+		if err := w.next(ctx); err != nil {
+			return err
+		}
+	}
+	w.waits, w.tags = append(w.waits, w.bus.Send(topic, b)), append(w.tags, tag)
+	return nil
+}
+
+// next waits for the oldest message awaiting the broker.
+func (w *window) next(ctx context.Context) error {
+	if err := w.waits[0](ctx); err != nil {
+		return err
+	}
+	if w.arrived != nil {
+		w.arrived(w.tags[0])
+	}
+	w.waits, w.tags = w.waits[1:], w.tags[1:]
+	return nil
+}
+
+// flush waits until the broker has every message.
+func (w *window) flush(ctx context.Context) error {
+	for len(w.waits) > 0 {
+		if err := w.next(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // sendSnapshot sends a zone's whole whitelist, as of one sequence, in
 // chunks.
@@ -443,35 +476,23 @@ func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq 
 		}
 	}()
 	sent := 0
-	var inflight []func(context.Context) error
-	var counts []int
-	done := func() error { // the oldest chunk in flight reached the broker
-		if err := inflight[0](ctx); err != nil {
-			return err
-		}
-		sent += counts[0]
-		inflight, counts = inflight[1:], counts[1:]
+	win := window{bus: s.bus, arrived: func(n int) {
+		sent += n
 		if progress != nil {
 			progress(seq, total, sent)
 		}
-		return nil
-	}
+	}}
+	topic := s.topics.Device(device, proto.KindSnap)
 	for ch := range out {
 		if ch.err != nil {
 			return ch.err
 		}
-		if len(inflight) == sendWindow {
-			if err := done(); err != nil {
-				return err
-			}
-		}
-		inflight = append(inflight, s.bus.Send(s.topics.Device(device, proto.KindSnap), ch.b))
-		counts = append(counts, ch.n)
-	}
-	for len(inflight) > 0 {
-		if err := done(); err != nil {
+		if err := win.send(ctx, topic, ch.b, ch.n); err != nil {
 			return err
 		}
+	}
+	if err := win.flush(ctx); err != nil {
+		return err
 	}
 	s.catchMu.Lock()
 	s.snapped[device+"\x00"+zone] = snapSent{seq, time.Now()}
