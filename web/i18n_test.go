@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"onecard/fleet"
+	"onecard/fleet/proto"
 	"onecard/web"
 )
 
@@ -107,5 +109,22 @@ func TestTFillsArgsAndFallsBack(t *testing.T) {
 	}
 	if got := web.T("en", "err.no_such_code", nil); got != web.T("en", "err.generic", nil) {
 		t.Fatalf("unknown error code: %q", got)
+	}
+}
+
+// Labels made at run time from a list ("evkind." + an event's kind) are
+// not seen by the scan above: every value of those lists has a label.
+func TestListedValuesAreTranslated(t *testing.T) {
+	keys := web.Catalog("zh")
+	for prefix, values := range map[string][]string{
+		"evkind.":   proto.EventKinds,
+		"evreason.": proto.DenyReasons,
+		"devkind.":  fleet.Kinds,
+	} {
+		for _, v := range values {
+			if !slices.Contains(keys, prefix+v) {
+				t.Errorf("%q is not in the catalogs", prefix+v)
+			}
+		}
 	}
 }
