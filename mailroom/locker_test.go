@@ -396,6 +396,9 @@ func TestInterruptedCommand(t *testing.T) {
 		done := make(chan error)
 		go func() { done <- r.m.RunLocker(ctx) }()
 		waitFor(t, "the command to be sent", func() bool { return r.command(t, c.ID).State == mailroom.CmdSent })
+		// Stopped once the unlock has reached the silent board: one still
+		// on the wire could land after the board answers again, below.
+		waitFor(t, "the unlock to reach the board", func() bool { return b.sim.State().Unheard > 0 })
 		cancel()
 		<-done
 		got := r.command(t, c.ID)

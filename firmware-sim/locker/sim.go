@@ -64,6 +64,7 @@ type Sim struct {
 	queries int
 	unlocks int
 	ignored int
+	unheard int
 }
 
 type door struct {
@@ -201,9 +202,10 @@ type State struct {
 	// Silent is board i at element i.
 	Silent []bool
 	// Queries and Unlocks count the requests answered (a silent board is
-	// off the bus: it neither answers nor acts); Ignored counts frames with
-	// a good SUM but a command no board knows or an address no board has.
-	Queries, Unlocks, Ignored int
+	// off the bus: it neither answers nor acts); Unheard counts the
+	// requests that reached a silent board; Ignored counts frames with a
+	// good SUM but a command no board knows or an address no board has.
+	Queries, Unlocks, Unheard, Ignored int
 }
 
 // Door is one door's state.
@@ -223,6 +225,7 @@ func (s *Sim) State() State {
 		Silent:  append([]bool(nil), s.silent...),
 		Queries: s.queries,
 		Unlocks: s.unlocks,
+		Unheard: s.unheard,
 		Ignored: s.ignored,
 	}
 	for i := range s.doors {
@@ -319,6 +322,7 @@ func (s *Sim) request(ctx context.Context, w io.Writer, addr, cmd byte) error {
 		return nil
 	}
 	if s.silent[board] {
+		s.unheard++
 		s.mu.Unlock()
 		s.log.Debug("lockersim: board silent", "board", board, "cmd", fmt.Sprintf("%02X", cmd))
 		return nil

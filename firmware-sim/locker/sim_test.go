@@ -172,7 +172,7 @@ func TestSilent(t *testing.T) {
 	l.silent(frame(0x02, 0x10, 0x30, 0x03))
 	l.silent(frame(0x02, 0x11, 0x31, 0x03))
 	l.ask(frame(0x02, 0x20, 0x30, 0x03), 9)
-	if st := sim.State(); st.Doors[17].Open || st.Doors[17].Unlocks != 0 || !st.Silent[1] || st.Silent[0] {
+	if st := sim.State(); st.Doors[17].Open || st.Doors[17].Unlocks != 0 || !st.Silent[1] || st.Silent[0] || st.Unheard != 2 {
 		t.Fatalf("state %+v", st)
 	}
 	sim.SetSilent(-1, true)
