@@ -164,6 +164,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitApplied waits until r has applied zone up to seq.
+func waitApplied(t *testing.T, r *reader.Reader, zone string, seq uint64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := r.WaitApplied(ctx, zone, seq); err != nil {
+		t.Fatalf("%s never applied %s up to %d (it has %v): %v", r.ID(), zone, seq, r.Applied(), err)
+	}
+}
+
 func put(card string, no uint64, blocked bool) proto.Op {
 	now := time.Now().Unix()
 	return proto.Op{Op: "put", Entry: proto.Entry{Card: card, No: no, From: now - 3600, Until: now + 86400, Sched: "always", Blocked: blocked}}
@@ -218,7 +228,7 @@ func TestWhitelistReachesReadersAndEventsComeBackOnce(t *testing.T) {
 				t.Fatalf("gate-2 granted a card it cannot know yet")
 			}
 			g2.Offline(false)
-			eventually(t, "gate-2 caught up", func() bool { return g2.Applied()["gate"] == 4 })
+			waitApplied(t, g2, "gate", 4)
 			if d := g2.Tap("04000001"); !d.Granted {
 				t.Fatalf("after catching up: %+v", d)
 			}
@@ -284,7 +294,7 @@ func TestResyncShowsProgress(t *testing.T) {
 		}
 	}
 	g1 := w.reader(t, "gate-1", "gate")
-	eventually(t, "gate-1 in step", func() bool { return g1.Applied()["gate"] == 4 })
+	waitApplied(t, g1, "gate", 4)
 	if err := w.fleet.StartResync(context.Background(), "gate-1"); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +348,7 @@ func TestSnapshotOnBothDatabases(t *testing.T) {
 			return row == "05AABBCC,77,10,4102444800,always,1"
 		})
 		g1 := w.reader(t, "gate-1", "gate")
-		eventually(t, "the changes applied", func() bool { return g1.Applied()["gate"] == 11 })
+		waitApplied(t, g1, "gate", 11)
 		if err := w.fleet.StartResync(ctx, "gate-1"); err != nil { // a snapshot
 			t.Fatal(err)
 		}

@@ -167,7 +167,7 @@ func (r *Reader) change(c proto.Change) {
 				wl.del(op.Card)
 			}
 		}
-		r.applied[c.Zone] = c.Seq
+		r.setAppliedLocked(c.Zone, c.Seq)
 		delete(r.wlJSON, c.Zone)
 		err := r.changedLocked()
 		r.mu.Unlock()
@@ -262,7 +262,7 @@ func (r *Reader) snapshot(s proto.SnapshotHeader, rows string) {
 	}
 	wl := a.wl.done()
 	r.wl[a.zone] = wl
-	r.applied[a.zone] = a.seq
+	r.setAppliedLocked(a.zone, a.seq)
 	delete(r.wlJSON, a.zone)
 	err := r.changedLocked()
 	r.mu.Unlock()

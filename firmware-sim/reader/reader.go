@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,15 +99,17 @@ type Reader struct {
 
 	mu sync.Mutex
 	// persisted
-	session  uint64
-	applied  map[string]uint64
-	wl       map[string]*whitelist
-	evtSeq   uint64
-	events   []proto.Event // unacknowledged, in sequence, contiguous
-	config   *proto.Config
-	ranCmds  []string       // ids of recently run commands, oldest first
-	lastTime int64          // Unix ms when the state was last saved with the clock set
-	released []releasedPass // passes it released itself, oldest first
+	session uint64
+	applied map[string]uint64
+	// appliedMoved is closed and replaced whenever applied changes.
+	appliedMoved chan struct{}
+	wl           map[string]*whitelist
+	evtSeq       uint64
+	events       []proto.Event // unacknowledged, in sequence, contiguous
+	config       *proto.Config
+	ranCmds      []string       // ids of recently run commands, oldest first
+	lastTime     int64          // Unix ms when the state was last saved with the clock set
+	released     []releasedPass // passes it released itself, oldest first
 	// volatile
 	wlJSON      map[string][]byte // each zone's whitelist as saved, until it changes
 	dirty       bool
@@ -172,22 +175,23 @@ func New(o Options) (*Reader, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Reader{
-		opts:     o,
-		topics:   proto.Topics{Site: o.Site},
-		zones:    zones,
-		log:      log.With("reader", o.ID),
-		clock:    o.Clock,
-		wake:     make(chan struct{}, 1),
-		evtKick:  make(chan struct{}, 1),
-		inKick:   make(chan struct{}, 1),
-		snaps:    map[string]*assembly{},
-		applied:  map[string]uint64{},
-		wl:       map[string]*whitelist{},
-		wlJSON:   map[string][]byte{},
-		clockOK:  true,
-		lastSync: map[string]syncMark{},
-		passKeys: &passcode.Keyring{},
-		scanWait: map[uint64]chan proto.Verdict{},
+		opts:         o,
+		topics:       proto.Topics{Site: o.Site},
+		zones:        zones,
+		log:          log.With("reader", o.ID),
+		clock:        o.Clock,
+		wake:         make(chan struct{}, 1),
+		evtKick:      make(chan struct{}, 1),
+		inKick:       make(chan struct{}, 1),
+		snaps:        map[string]*assembly{},
+		applied:      map[string]uint64{},
+		appliedMoved: make(chan struct{}),
+		wl:           map[string]*whitelist{},
+		wlJSON:       map[string][]byte{},
+		clockOK:      true,
+		lastSync:     map[string]syncMark{},
+		passKeys:     &passcode.Keyring{},
+		scanWait:     map[uint64]chan proto.Verdict{},
 	}
 	for _, z := range zones {
 		r.applied[z] = 0
@@ -283,6 +287,32 @@ func (r *Reader) Applied() map[string]uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return maps.Clone(r.applied)
+}
+
+// setAppliedLocked records that zone is applied up to seq.
+func (r *Reader) setAppliedLocked(zone string, seq uint64) {
+	r.applied[zone] = seq
+	close(r.appliedMoved)
+	r.appliedMoved = make(chan struct{})
+}
+
+// WaitApplied waits until the reader has applied zone up to seq or later,
+// or ctx ends. Tests and load tools learn the moment a change lands,
+// without polling.
+func (r *Reader) WaitApplied(ctx context.Context, zone string, seq uint64) error {
+	for {
+		r.mu.Lock()
+		done, moved := r.applied[zone] >= seq, r.appliedMoved
+		r.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Entry returns a card's entry on a zone's whitelist.

@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"math"
@@ -86,10 +87,10 @@ func (u uid) String() string {
 }
 
 func cmpUID(a, b uid) int {
-	if c := cmp.Compare(a.n, b.n); c != 0 {
-		return c
+	if a.n != b.n {
+		return cmp.Compare(a.n, b.n)
 	}
-	return slices.Compare(a.b[:], b.b[:])
+	return bytes.Compare(a.b[:a.n], b.b[:b.n])
 }
 
 func (w *whitelist) record(e proto.Entry) record {
@@ -260,15 +261,28 @@ func (w *whitelist) entries() []proto.Entry {
 type builder struct {
 	w    *whitelist
 	recs []record
+	// ordered holds while each record came after the one before, in card
+	// order: as the server sends them, in the usual case. Checked as the
+	// chunks arrive, it spares done a pass over the whole list after the
+	// last one (the time of which the reader waits for).
+	ordered bool
 }
 
 func newBuilder(capacity int) *builder {
-	return &builder{w: newWhitelist(), recs: make([]record, 0, capacity)}
+	return &builder{w: newWhitelist(), recs: make([]record, 0, capacity), ordered: true}
+}
+
+// keep appends a record, noting whether the order still holds.
+func (b *builder) keep(r record) {
+	if b.ordered && len(b.recs) > 0 && cmpUID(b.recs[len(b.recs)-1].card, r.card) >= 0 {
+		b.ordered = false
+	}
+	b.recs = append(b.recs, r)
 }
 
 func (b *builder) add(es []proto.Entry) {
 	for _, e := range es {
-		b.recs = append(b.recs, b.w.record(e))
+		b.keep(b.w.record(e))
 	}
 }
 
@@ -291,7 +305,7 @@ func (b *builder) addRows(rows string, n int) error {
 		if !ok {
 			return fail("snapshot: row %d", len(b.recs)-start+1)
 		}
-		b.recs = append(b.recs, r)
+		b.keep(r)
 		if rest == "" {
 			break
 		}
@@ -306,12 +320,15 @@ func (b *builder) addRows(rows string, n int) error {
 	return nil
 }
 
-// done sorts the records (the server mostly sends them sorted: then only
-// checked) and keeps the last of any card given twice.
+// done sorts the records, unless they came in order, and keeps the last of
+// any card given twice. (A failed addRows may have left ordered false for
+// records it took back: that only costs the sort.)
 func (b *builder) done() *whitelist {
-	if !slices.IsSortedFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) }) {
-		slices.SortStableFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) })
+	if b.ordered {
+		b.w.base, b.w.n = slices.Clip(b.recs), len(b.recs)
+		return b.w
 	}
+	slices.SortStableFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) })
 	out := b.recs[:0]
 	for i, r := range b.recs {
 		if i+1 < len(b.recs) && b.recs[i+1].card == r.card {

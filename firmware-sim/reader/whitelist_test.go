@@ -135,3 +135,49 @@ func FuzzScanRecord(f *testing.F) {
 		checkScanRecord(t, row)
 	})
 }
+
+// A snapshot's chunks in card order are taken as they are; out of order,
+// or with a card given twice, they are sorted and the last given wins.
+func TestBuilderOrder(t *testing.T) {
+	row := func(i, no int) string { return fmt.Sprintf("04%06X,%d,10,20,always,0", i, no) }
+	rows := func(from, to, no int) string {
+		var rs []string
+		for i := from; i < to; i++ {
+			rs = append(rs, row(i, no))
+		}
+		return strings.Join(rs, "\n")
+	}
+	for _, tc := range []struct {
+		name    string
+		chunks  []string
+		ordered bool
+		n       int
+		lastNo  uint64 // of card 99
+	}{
+		{"in order", []string{rows(0, 50, 1), rows(50, 100, 1)}, true, 100, 1},
+		{"reversed", []string{rows(50, 100, 1), rows(0, 50, 1)}, false, 100, 1},
+		{"a card twice", []string{rows(0, 100, 1), rows(99, 100, 2)}, false, 100, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBuilder(0)
+			for _, c := range tc.chunks {
+				if err := b.addRows(c, strings.Count(c, "\n")+1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if b.ordered != tc.ordered {
+				t.Errorf("ordered %t, want %t", b.ordered, tc.ordered)
+			}
+			w := b.done()
+			if w.len() != tc.n || len(w.base) != tc.n {
+				t.Fatalf("%d entries (%d held), want %d", w.len(), len(w.base), tc.n)
+			}
+			if !slices.IsSortedFunc(w.base, func(x, y record) int { return cmpUID(x.card, y.card) }) {
+				t.Error("not in card order")
+			}
+			if e, ok := w.get(fmt.Sprintf("04%06X", 99)); !ok || e.No != tc.lastNo {
+				t.Errorf("card 99: %+v %t, want no %d", e, ok, tc.lastNo)
+			}
+		})
+	}
+}
