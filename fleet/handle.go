@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 
@@ -81,6 +82,7 @@ func (s *Service) onState(ctx context.Context, m message) error {
 			}
 			s.catchUpAsync(ctx, m.device, z, applied)
 		}
+		runtime.Gosched()
 	}
 	res, err := s.db.Exec(ctx, `UPDATE devices SET online = ?, session = ?, firmware = CASE WHEN ? THEN ? ELSE firmware END,
 		clock_ok = CASE WHEN ? THEN ? ELSE clock_ok END, last_seen_at = ?, updated_at = ?
@@ -378,12 +380,12 @@ func (s *Service) sendSnapshotTracked(ctx context.Context, device string, zoneID
 	}
 	chunks := max((total+proto.MaxSnapshotEntries-1)/proto.MaxSnapshotEntries, 1)
 	rows := &zoneRows{seq: seq}
-	err = s.publishSnapshot(ctx, device, zone, seq, total, chunks, progress, func(emit func(string, int) bool) error {
+	err = s.publishSnapshot(ctx, device, zone, seq, total, chunks, progress, readAhead(ctx, func(emit func(string, int) bool) error {
 		return readChunks(ctx, view, zoneID, total, func(chunk string, n int) bool {
 			rows.add(chunk, n)
 			return emit(chunk, n)
 		})
-	})
+	}))
 	if err == nil && rows.total == total {
 		s.cache.put(zoneID, rows)
 	}
@@ -435,46 +437,14 @@ func readChunks(ctx context.Context, view view, zoneID int64, total int, emit fu
 
 // publishSnapshot publishes the chunks that produce emits as one snapshot
 // of zone at seq, with up to sendWindow chunks awaiting the broker's
-// acknowledgement, producing on its own goroutine.
+// acknowledgement. produce runs on the caller's goroutine: chunks held in
+// memory go out without a hand-over (each costs a wake-up on a small
+// machine); chunks read from the database come through readAhead.
 func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq int64, total, chunks int,
 	progress func(seq int64, entries, sent int), produce func(emit func(rows string, n int) bool) error) error {
 	id := make([]byte, 6)
 	rand.Read(id)
 	snap := "s" + hex.EncodeToString(id)
-	type chunk struct {
-		b   []byte
-		n   int
-		err error
-	}
-	out := make(chan chunk, sendWindow)
-	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		defer close(out)
-		c := 0
-		err := produce(func(rows string, n int) bool {
-			b, err := proto.AppendSnapshot(nil, proto.SnapshotHeader{Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, N: n}, rows)
-			if err == nil && len(b) > proto.MaxPayload {
-				err = fmt.Errorf("snapshot chunk of %d bytes exceeds the payload limit", len(b))
-			}
-			c++
-			select {
-			case out <- chunk{b, n, err}:
-				return err == nil
-			case <-pctx.Done():
-				return false
-			}
-		})
-		if err == nil && c != chunks && pctx.Err() == nil {
-			err = fmt.Errorf("%d chunks announced, %d made", chunks, c)
-		}
-		if err != nil {
-			select {
-			case out <- chunk{err: fmt.Errorf("snapshot %s: %w", zone, err)}:
-			case <-pctx.Done():
-			}
-		}
-	}()
 	sent := 0
 	win := window{bus: s.bus, arrived: func(n int) {
 		sent += n
@@ -483,13 +453,27 @@ func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq 
 		}
 	}}
 	topic := s.topics.Device(device, proto.KindSnap)
-	for ch := range out {
-		if ch.err != nil {
-			return ch.err
+	c := 0
+	var failed error
+	err := produce(func(rows string, n int) bool {
+		b, err := proto.AppendSnapshot(nil, proto.SnapshotHeader{Zone: zone, Seq: uint64(seq), Snapshot: snap, Chunk: c, Chunks: chunks, N: n}, rows)
+		if err == nil && len(b) > proto.MaxPayload {
+			err = fmt.Errorf("snapshot %s: chunk of %d bytes exceeds the payload limit", zone, len(b))
 		}
-		if err := win.send(ctx, topic, ch.b, ch.n); err != nil {
-			return err
+		if err == nil {
+			err = win.send(ctx, topic, b, n)
 		}
+		c++
+		failed = err
+		return err == nil
+	})
+	switch {
+	case failed != nil:
+		return failed
+	case err != nil:
+		return fmt.Errorf("snapshot %s: %w", zone, err)
+	case c != chunks:
+		return fmt.Errorf("snapshot %s: %d chunks announced, %d made", zone, chunks, c)
 	}
 	if err := win.flush(ctx); err != nil {
 		return err
@@ -499,6 +483,45 @@ func (s *Service) publishSnapshot(ctx context.Context, device, zone string, seq 
 	s.catchMu.Unlock()
 	s.log.Info("fleet: snapshot sent", "device", device, "zone", zone, "seq", seq, "entries", total, "chunks", chunks)
 	return nil
+}
+
+// readAhead runs produce on a goroutine of its own, up to sendWindow
+// chunks ahead of the emit it is given, so that reading the database and
+// publishing overlap.
+func readAhead(ctx context.Context, produce func(emit func(rows string, n int) bool) error) func(emit func(rows string, n int) bool) error {
+	return func(emit func(rows string, n int) bool) error {
+		type chunk struct {
+			rows string
+			n    int
+		}
+		out := make(chan chunk, sendWindow)
+		done := make(chan error, 1)
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			defer close(out)
+			done <- produce(func(rows string, n int) bool {
+				select {
+				case out <- chunk{rows, n}:
+					return true
+				case <-rctx.Done():
+					return false
+				}
+			})
+		}()
+		for ch := range out {
+			if !emit(ch.rows, ch.n) {
+				stop()
+				for range out { // let the reader finish
+				}
+				return nil
+			}
+		}
+		if err := <-done; err != nil {
+			return err
+		}
+		return ctx.Err()
+	}
 }
 
 // view is a consistent, read-only view of the database that does not hold
