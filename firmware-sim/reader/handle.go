@@ -31,14 +31,20 @@ func (r *Reader) receive(_ mqtt.Client, m mqtt.Message) {
 	r.kick(r.inKick)
 }
 
-// handleLoop handles queued messages, one at a time, in arrival order.
+// handleLoop handles queued messages, one at a time, in arrival order,
+// and sends the acknowledgements they call for (paced: see sendAcks).
 func (r *Reader) handleLoop(ctx context.Context) {
+	ackTimer := time.NewTimer(time.Hour)
+	ackTimer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			ackTimer.Stop()
 			return
 		case <-r.inKick:
+		case <-ackTimer.C:
 		}
+		wait := r.sendAcks(time.Now()) // the timer's, if that is what woke it
 		for {
 			r.inMu.Lock()
 			batch := r.inbox
@@ -50,10 +56,20 @@ func (r *Reader) handleLoop(ctx context.Context) {
 			for _, m := range batch {
 				r.handle(m)
 			}
-			r.sendAcks()
+			wait = r.sendAcks(time.Now())
+		}
+		if wait > 0 {
+			ackTimer.Reset(wait)
 		}
 	}
 }
+
+// ackEvery is the least time between two acknowledgements of a zone.
+// Changes that come faster than they are acknowledged (the missed
+// changes resent to a reader back online: a thousand of them, handled as
+// they arrive, one or two at a time) are acknowledged a few times, not
+// hundreds; a change that comes alone is acknowledged at once.
+const ackEvery = 5 * time.Millisecond
 
 // ackLater notes that zone is applied up to seq; sendAcks sends it. The
 // acknowledgement is cumulative, so a burst of messages handled together
@@ -70,12 +86,26 @@ func (r *Reader) ackLater(zone string, seq uint64) {
 	}
 }
 
-// sendAcks sends the acknowledgements noted (handling goroutine only).
-func (r *Reader) sendAcks() {
+// sendAcks sends the acknowledgements noted, each zone's at most once per
+// ackEvery, and says how long until the next one held back may go (0:
+// none is). Handling goroutine only.
+func (r *Reader) sendAcks(now time.Time) time.Duration {
+	var next time.Duration
 	for _, zone := range slices.Sorted(maps.Keys(r.pendingAcks)) {
+		if wait := r.ackedAt[zone].Add(ackEvery).Sub(now); wait > 0 {
+			if next == 0 || wait < next {
+				next = wait
+			}
+			continue
+		}
 		r.publish(proto.KindAck, &proto.Ack{V: proto.Version, Zone: zone, Seq: r.pendingAcks[zone]})
+		if r.ackedAt == nil {
+			r.ackedAt = map[string]time.Time{}
+		}
+		r.ackedAt[zone] = now
+		delete(r.pendingAcks, zone)
 	}
-	clear(r.pendingAcks)
+	return next
 }
 
 // reject counts and logs a payload that is refused.

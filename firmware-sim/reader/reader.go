@@ -96,20 +96,20 @@ type Reader struct {
 	// pendingAcks are the acknowledgements to send once the messages at
 	// hand are handled (handling goroutine only).
 	pendingAcks map[string]uint64
+	ackedAt     map[string]time.Time // when each zone was last acknowledged
 
 	mu sync.Mutex
 	// persisted
-	session uint64
-	applied map[string]uint64
-	// appliedMoved is closed and replaced whenever applied changes.
-	appliedMoved chan struct{}
-	wl           map[string]*whitelist
-	evtSeq       uint64
-	events       []proto.Event // unacknowledged, in sequence, contiguous
-	config       *proto.Config
-	ranCmds      []string       // ids of recently run commands, oldest first
-	lastTime     int64          // Unix ms when the state was last saved with the clock set
-	released     []releasedPass // passes it released itself, oldest first
+	session  uint64
+	applied  map[string]uint64
+	waiters  []appliedWait // WaitApplied calls waiting
+	wl       map[string]*whitelist
+	evtSeq   uint64
+	events   []proto.Event // unacknowledged, in sequence, contiguous
+	config   *proto.Config
+	ranCmds  []string       // ids of recently run commands, oldest first
+	lastTime int64          // Unix ms when the state was last saved with the clock set
+	released []releasedPass // passes it released itself, oldest first
 	// volatile
 	wlJSON      map[string][]byte // each zone's whitelist as saved, until it changes
 	dirty       bool
@@ -175,23 +175,22 @@ func New(o Options) (*Reader, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Reader{
-		opts:         o,
-		topics:       proto.Topics{Site: o.Site},
-		zones:        zones,
-		log:          log.With("reader", o.ID),
-		clock:        o.Clock,
-		wake:         make(chan struct{}, 1),
-		evtKick:      make(chan struct{}, 1),
-		inKick:       make(chan struct{}, 1),
-		snaps:        map[string]*assembly{},
-		applied:      map[string]uint64{},
-		appliedMoved: make(chan struct{}),
-		wl:           map[string]*whitelist{},
-		wlJSON:       map[string][]byte{},
-		clockOK:      true,
-		lastSync:     map[string]syncMark{},
-		passKeys:     &passcode.Keyring{},
-		scanWait:     map[uint64]chan proto.Verdict{},
+		opts:     o,
+		topics:   proto.Topics{Site: o.Site},
+		zones:    zones,
+		log:      log.With("reader", o.ID),
+		clock:    o.Clock,
+		wake:     make(chan struct{}, 1),
+		evtKick:  make(chan struct{}, 1),
+		inKick:   make(chan struct{}, 1),
+		snaps:    map[string]*assembly{},
+		applied:  map[string]uint64{},
+		wl:       map[string]*whitelist{},
+		wlJSON:   map[string][]byte{},
+		clockOK:  true,
+		lastSync: map[string]syncMark{},
+		passKeys: &passcode.Keyring{},
+		scanWait: map[uint64]chan proto.Verdict{},
 	}
 	for _, z := range zones {
 		r.applied[z] = 0
@@ -289,27 +288,51 @@ func (r *Reader) Applied() map[string]uint64 {
 	return maps.Clone(r.applied)
 }
 
-// setAppliedLocked records that zone is applied up to seq.
+// appliedWait is a WaitApplied call: done is closed once zone is applied
+// up to seq.
+type appliedWait struct {
+	zone string
+	seq  uint64
+	done chan struct{}
+}
+
+// setAppliedLocked records that zone is applied up to seq, and wakes the
+// WaitApplied calls that this satisfies (only those: a reader catching
+// up on a thousand changes wakes a waiter once, not a thousand times).
 func (r *Reader) setAppliedLocked(zone string, seq uint64) {
 	r.applied[zone] = seq
-	close(r.appliedMoved)
-	r.appliedMoved = make(chan struct{})
+	r.waiters = slices.DeleteFunc(r.waiters, func(w appliedWait) bool {
+		if w.zone == zone && w.seq <= seq {
+			close(w.done)
+			return true
+		}
+		return false
+	})
 }
 
 // WaitApplied waits until the reader has applied zone up to seq or later,
 // or ctx ends. Tests and load tools learn the moment a change lands,
 // without polling.
 func (r *Reader) WaitApplied(ctx context.Context, zone string, seq uint64) error {
-	for {
-		r.mu.Lock()
-		done, moved := r.applied[zone] >= seq, r.appliedMoved
+	r.mu.Lock()
+	if r.applied[zone] >= seq {
 		r.mu.Unlock()
-		if done {
-			return nil
-		}
+		return nil
+	}
+	w := appliedWait{zone, seq, make(chan struct{})}
+	r.waiters = append(r.waiters, w)
+	r.mu.Unlock()
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		r.mu.Lock()
+		r.waiters = slices.DeleteFunc(r.waiters, func(x appliedWait) bool { return x.done == w.done })
+		r.mu.Unlock()
 		select {
-		case <-moved:
-		case <-ctx.Done():
+		case <-w.done: // applied meanwhile
+			return nil
+		default:
 			return ctx.Err()
 		}
 	}

@@ -2,6 +2,7 @@ package reader_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"onecard/firmware-sim/reader"
@@ -105,6 +107,79 @@ func TestWhitelistChanges(t *testing.T) {
 	_, c := r.Entry("gate", cardC)
 	if a || !b || !c || r.Applied()["gate"] != 3 {
 		t.Errorf("after 2 and 3: A %t B %t C %t applied %v", a, b, c, r.Applied())
+	}
+}
+
+// WaitApplied returns once the zone reaches the sequence, not before, and
+// gives up with its context.
+func TestWaitApplied(t *testing.T) {
+	broker := startBroker(t)
+	srv := newServer(t, broker)
+	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
+	srv.state("gate-1", born(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan error, 1)
+	go func() { got <- r.WaitApplied(ctx, "gate", 2) }()
+
+	srv.send(topics.Zone("gate"), change("gate", 1, put(cardA, 0, never, "always")), false)
+	srv.ack("gate-1", "gate", 1)
+	select {
+	case err := <-got:
+		t.Fatalf("returned at seq 1 (%v)", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	srv.send(topics.Zone("gate"), change("gate", 2, put(cardB, 0, never, "always")), false)
+	if err := <-got; err != nil || r.Applied()["gate"] < 2 {
+		t.Fatalf("WaitApplied: %v, applied %v", err, r.Applied())
+	}
+	if err := r.WaitApplied(ctx, "gate", 1); err != nil {
+		t.Errorf("already applied: %v", err)
+	}
+	short, stop := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer stop()
+	if err := r.WaitApplied(short, "gate", 99); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("seq never sent: %v", err)
+	}
+}
+
+// Changes that come faster than ackEvery are acknowledged a few times, not
+// once per handful; the last acknowledgement names the last change.
+func TestAcksArePaced(t *testing.T) {
+	broker := startBroker(t)
+	srv := newServer(t, broker)
+	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
+	srv.state("gate-1", born(1))
+	const n = 300
+	start := time.Now()
+	var toks []mqtt.Token
+	for seq := uint64(1); seq <= n; seq++ {
+		b, err := proto.Encode(change("gate", seq, put(fmt.Sprintf("04%06X", seq), 0, never, "always")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		toks = append(toks, srv.c.Publish(topics.Zone("gate"), 1, false, b))
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(wait) || tok.Error() != nil {
+			t.Fatalf("publish: %v", tok.Error())
+		}
+	}
+	acks := 0
+	for {
+		a := expect[proto.Ack](srv, proto.KindAck, "gate-1", nil)
+		acks++
+		if a.Seq == n {
+			break
+		}
+	}
+	if r.Applied()["gate"] != n {
+		t.Fatalf("applied %v", r.Applied())
+	}
+	took := time.Since(start)
+	t.Logf("%d changes, %d acknowledgements in %v", n, acks, took)
+	if most := int(took/(5*time.Millisecond)) + 2; acks > most {
+		t.Errorf("%d acknowledgements for %d changes in %v: at most %d, one per 5 ms", acks, n, took, most)
 	}
 }
 
