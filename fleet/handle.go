@@ -82,34 +82,53 @@ func (s *Service) onState(ctx context.Context, m message) error {
 			}
 			s.catchUpAsync(ctx, m.device, z, applied)
 		}
+		// Let them start now: on a small machine the goroutines just
+		// started otherwise wait until the writes below are done.
 		runtime.Gosched()
 	}
-	res, err := s.db.Exec(ctx, `UPDATE devices SET online = ?, session = ?, firmware = CASE WHEN ? THEN ? ELSE firmware END,
-		clock_ok = CASE WHEN ? THEN ? ELSE clock_ok END, last_seen_at = ?, updated_at = ?
-		WHERE id = ? AND (? OR session <= ?)`,
-		born, st.Session, online, st.Firmware, online, st.Clock == "ok", s.now(), s.now(),
-		d.ID, online, st.Session)
+	// The state and, for a birth, the acknowledgements it carries, in one
+	// transaction (one commit: on SQLite, one write of the log).
+	stale := false
+	err = s.db.Tx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE devices SET online = ?, session = ?, firmware = CASE WHEN ? THEN ? ELSE firmware END,
+			clock_ok = CASE WHEN ? THEN ? ELSE clock_ok END, last_seen_at = ?, updated_at = ?
+			WHERE id = ? AND (? OR session <= ?)`,
+			born, st.Session, online, st.Firmware, online, st.Clock == "ok", s.now(), s.now(),
+			d.ID, online, st.Session)
+		if err != nil {
+			return fmt.Errorf("record state: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			stale = true
+			return nil
+		}
+		for _, z := range zones { // none unless born
+			if _, err := tx.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", appliedOf(st, z), d.ID, z.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("record state: %w", err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if stale {
 		s.log.Info("fleet: stale state ignored", "device", m.device, "session", st.Session, "known", d.Session, "state", st.State)
 		return nil
 	}
-	if !born {
-		return nil
-	}
 	for _, z := range zones {
-		applied := int64(st.Applied[z.Code])
-		if applied > z.Seq {
-			applied = 0
-		}
-		if _, err := s.db.Exec(ctx, "UPDATE device_zones SET acked = ? WHERE device_id = ? AND zone_id = ?", applied, d.ID, z.ID); err != nil {
-			return err
-		}
-		s.acks.record(dzKey{d.ID, z.ID}, applied, true)
+		s.acks.record(dzKey{d.ID, z.ID}, appliedOf(st, z), true)
 	}
 	return nil
+}
+
+// appliedOf is what a birth says the device has applied of a zone; a
+// claim beyond the zone's sequence counts as nothing (it gets a snapshot).
+func appliedOf(st proto.State, z zoneRow) int64 {
+	if applied := int64(st.Applied[z.Code]); applied <= z.Seq {
+		return applied
+	}
+	return 0
 }
 
 // onAck records a device's cumulative acknowledgement of a zone, in
