@@ -312,6 +312,17 @@ func testLog(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// bornGate starts a broker, the server's side and gate-1, a reader of
+// zone gate, and waits for gate-1's first birth.
+func bornGate(t *testing.T) (*reader.Reader, *server) {
+	t.Helper()
+	broker := startBroker(t)
+	srv := newServer(t, broker)
+	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
+	srv.state("gate-1", born(1))
+	return r, srv
+}
+
 // start makes and runs a reader; stop ends Run and waits for it (also at
 // the end of the test).
 func start(t *testing.T, o reader.Options) (r *reader.Reader, stop func()) {

@@ -71,10 +71,7 @@ func decodeState(t *testing.T, b []byte) proto.State {
 // The change sequence rules: apply the next, re-acknowledge the old,
 // request a sync on a gap.
 func TestWhitelistChanges(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	zone := topics.Zone("gate")
 
 	srv.send(zone, change("gate", 1, put(cardA, 0, never, "always")), false)
@@ -113,10 +110,7 @@ func TestWhitelistChanges(t *testing.T) {
 // WaitApplied returns once the zone reaches the sequence, not before, and
 // gives up with its context.
 func TestWaitApplied(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	got := make(chan error, 1)
@@ -146,10 +140,7 @@ func TestWaitApplied(t *testing.T) {
 // Changes that come faster than ackEvery are acknowledged a few times, not
 // once per handful; the last acknowledgement names the last change.
 func TestAcksArePaced(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	const n = 300
 	start := time.Now()
 	var toks []mqtt.Token
@@ -185,10 +176,7 @@ func TestAcksArePaced(t *testing.T) {
 
 // Chunks out of order, mixed with another snapshot's, make one whitelist.
 func TestSnapshot(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	srv.send(topics.Zone("gate"), change("gate", 1, put(cardA, 0, never, "always")), false)
 	srv.ack("gate-1", "gate", 1)
 
@@ -336,10 +324,7 @@ func TestDecision(t *testing.T) {
 // Events are numbered, published in order, kept until acknowledged, and
 // replayed after the network comes back.
 func TestEvents(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	srv.send(topics.Zone("gate"), change("gate", 1, put(cardA, 0, never, "always")), false)
 	srv.ack("gate-1", "gate", 1)
 
@@ -541,10 +526,7 @@ func TestCommands(t *testing.T) {
 
 // Payloads that fail to decode are counted and ignored.
 func TestMalformedPayloads(t *testing.T) {
-	broker := startBroker(t)
-	srv := newServer(t, broker)
-	r, _ := start(t, reader.Options{Broker: broker, ID: "gate-1", Zone: "gate"})
-	srv.state("gate-1", born(1))
+	r, srv := bornGate(t)
 	srv.send(topics.Device("gate-1", proto.KindCmd), "not json", false)
 	srv.send(topics.Device("gate-1", proto.KindCmd), `{"v":2,"id":"x","cmd":"open","expires":99999999999999}`, false)
 	srv.send(topics.Zone("gate"), `{"v":1,"zone":"gate","seq":1,"ops":[{"op":"put","card":"nothex"}]}`, false)

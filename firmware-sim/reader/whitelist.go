@@ -324,18 +324,18 @@ func (b *builder) addRows(rows string, n int) error {
 // any card given twice. (A failed addRows may have left ordered false for
 // records it took back: that only costs the sort.)
 func (b *builder) done() *whitelist {
-	if b.ordered {
-		b.w.base, b.w.n = slices.Clip(b.recs), len(b.recs)
-		return b.w
-	}
-	slices.SortStableFunc(b.recs, func(x, y record) int { return cmpUID(x.card, y.card) })
-	out := b.recs[:0]
-	for i, r := range b.recs {
-		if i+1 < len(b.recs) && b.recs[i+1].card == r.card {
-			continue
+	recs := b.recs
+	if !b.ordered {
+		slices.SortStableFunc(recs, func(x, y record) int { return cmpUID(x.card, y.card) })
+		kept := recs[:0]
+		for i, r := range recs {
+			if i+1 < len(recs) && recs[i+1].card == r.card {
+				continue
+			}
+			kept = append(kept, r)
 		}
-		out = append(out, r)
+		recs = kept
 	}
-	b.w.base, b.w.n = slices.Clip(out), len(out)
+	b.w.base, b.w.n = slices.Clip(recs), len(recs)
 	return b.w
 }
