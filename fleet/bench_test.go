@@ -175,9 +175,13 @@ func propagation(b *testing.B, db *store.DB, n, changes int) (floor, got []time.
 	return floor, got
 }
 
-func dialBench(b *testing.B, url, clientID, user, pass string) mqtt.Client {
+// dialBench connects a bare client; set, if given, changes its options.
+func dialBench(b *testing.B, url, clientID, user, pass string, set ...func(*mqtt.ClientOptions)) mqtt.Client {
 	o := mqtt.NewClientOptions().AddBroker(url).SetClientID(clientID).SetUsername(user).SetPassword(pass).
 		SetCleanSession(true).SetOrderMatters(false).SetConnectTimeout(30 * time.Second)
+	for _, f := range set {
+		f(o)
+	}
 	c := mqtt.NewClient(o)
 	if t := c.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
 		b.Fatalf("connect %s: %v", clientID, t.Error())

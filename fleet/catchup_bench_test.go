@@ -351,12 +351,9 @@ func (w *world) floorTransfer(b *testing.B, payloads [][]byte, birth []byte) (wa
 	runtime.GC() // as before onecard's rounds
 	cpu0 := cpuNow()
 	start := time.Now()
-	o := mqtt.NewClientOptions().AddBroker(w.url).SetClientID("floor.rx").SetUsername(fleet.ServerUser).SetPassword(serverSecret).
-		SetCleanSession(true).SetOrderMatters(true).SetProtocolVersion(4).SetConnectTimeout(30 * time.Second)
-	rx := mqtt.NewClient(o)
-	if t := rx.Connect(); !t.WaitTimeout(30*time.Second) || t.Error() != nil {
-		b.Fatalf("connect: %v", t.Error())
-	}
+	rx := dialBench(b, w.url, "floor.rx", fleet.ServerUser, serverSecret, func(o *mqtt.ClientOptions) {
+		o.SetOrderMatters(true).SetProtocolVersion(4) // as the reader's client
+	})
 	rx.Subscribe(snapTopic, 1, func(_ mqtt.Client, _ mqtt.Message) {
 		if got.Add(1) == msgs {
 			close(done)
